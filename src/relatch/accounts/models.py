@@ -1,0 +1,121 @@
+"""Users, their email addresses, browser sessions and known devices.
+
+Models are thin: rules the database can hold are constraints; every change goes through a service.
+"""
+
+from typing import ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    def get_by_natural_key(self, username: str | None) -> "User":
+        return self.get(username__iexact=username)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """An account. The username is public and unique ignoring case (PyPI's rules)."""
+
+    username = models.CharField(max_length=50)
+    name = models.CharField(max_length=100, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    # Set by the recovery desk's "this wasn't me": blocks new recovery requests for a while.
+    is_frozen = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    # Consecutive failed password attempts from devices not known to the account (NIST N20).
+    failed_signins = models.PositiveIntegerField(default=0)
+    last_failed_signin_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "username"
+    EMAIL_FIELD = "username"  # addresses live in Email; Django's reset helpers are not used
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class Email(models.Model):
+    """An address of an account. Only verified addresses receive security notices."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="emails")
+    address = models.EmailField(max_length=254)
+    primary = models.BooleanField(default=False)
+    verified = models.BooleanField(default=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-primary", "created_at"]
+        constraints: ClassVar = [
+            # A verified address belongs to one account; an unverified one may be claimed by
+            # several (a typo or a squatter cannot block the real owner from registering).
+            models.UniqueConstraint(
+                Lower("address"), condition=models.Q(verified=True), name="email_verified_ci_unique"
+            ),
+            models.UniqueConstraint("user", Lower("address"), name="email_user_address_ci_unique"),
+            models.UniqueConstraint(
+                "user", condition=models.Q(primary=True), name="email_one_primary_per_user"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(verified=False) | models.Q(verified_at__isnull=False),
+                name="email_verified_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class KnownDevice(models.Model):
+    """A browser that signed in to the account, named by a long-lived signed cookie.
+
+    A device, not an IP address: failed-password limits for strangers never apply to it, so an
+    attacker guessing passwords cannot lock the owner out of their own browser.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="known_devices")
+    # SHA-256 of the random id in the cookie: a database leak does not yield usable cookies.
+    device_digest = models.CharField(max_length=64)
+    user_agent = models.CharField(max_length=512, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    confirmed = models.BooleanField(default=False)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint("user", "device_digest", name="knowndevice_user_digest_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"device of {self.user_id} first seen {self.first_seen:%Y-%m-%d}"
+
+
+class UserSession(models.Model):
+    """A signed-in browser session, listed on the sessions page so it can be ended."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="user_sessions")
+    # SHA-256 of Django's session key: the page can name sessions without exposing keys.
+    session_digest = models.CharField(max_length=64, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"

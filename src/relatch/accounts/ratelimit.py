@@ -1,0 +1,46 @@
+"""Rate limits (moving windows) on top of the ``limits`` library.
+
+Counters live in Redis when RELATCH_REDIS_URL is set, else in the server process (the embedded
+default runs one server process, so the counts are whole).
+"""
+
+import functools
+
+from django.conf import settings
+from limits import RateLimitItem, parse
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+
+@functools.cache
+def _limiter(url: str) -> tuple[Storage, MovingWindowRateLimiter]:
+    storage = storage_from_string(url)
+    assert isinstance(storage, Storage)  # a synchronous storage, never limits.aio's
+    return storage, MovingWindowRateLimiter(storage)
+
+
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)
+
+
+def hit(*, scope: str, key: str, limit: str) -> bool:
+    """Count one event for ``key``; False when ``limit`` (e.g. "5/hour") is already used up."""
+    _, limiter = _limiter(settings.RATELIMIT_STORAGE_URL)
+    return limiter.hit(_item(limit), scope, key)
+
+
+def allows(*, scope: str, key: str, limit: str) -> bool:
+    """True when one more event would be within ``limit``, without counting one."""
+    _, limiter = _limiter(settings.RATELIMIT_STORAGE_URL)
+    return limiter.test(_item(limit), scope, key)
+
+
+def clear(*, scope: str, key: str, limit: str) -> None:
+    _, limiter = _limiter(settings.RATELIMIT_STORAGE_URL)
+    limiter.clear(_item(limit), scope, key)
+
+
+def reset_all() -> None:
+    """Forget every counter (tests, and operators after a false alarm)."""
+    storage, _ = _limiter(settings.RATELIMIT_STORAGE_URL)
+    storage.reset()

@@ -1,0 +1,78 @@
+"""Browser sessions of an account: started at sign-in, listed, ended."""
+
+import hashlib
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from relatch.accounts.models import User, UserSession
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event
+from relatch.web.client import client_ip, client_user_agent
+
+
+def session_digest(session_key: str) -> str:
+    return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def current_digest(request: HttpRequest) -> str | None:
+    key = request.session.session_key
+    return session_digest(key) if key else None
+
+
+def start_session(*, request: HttpRequest, user: User) -> UserSession:
+    """Register the session that ``auth.login`` just started, so it can be listed and ended."""
+    if request.session.session_key is None:
+        request.session.save()
+    key = request.session.session_key
+    assert key is not None  # saved just above
+    return UserSession.objects.create(
+        user=user,
+        session_digest=session_digest(key),
+        ip_address=client_ip(request),
+        user_agent=client_user_agent(request),
+    )
+
+
+def delete_other_sessions(*, user: User, keep_digest: str | None) -> int:
+    """Delete every session row of ``user`` but one; the tracking middleware signs them out.
+
+    The caller records the event (a password change, a reset, "end all others").
+    """
+    rows = UserSession.objects.filter(user=user)
+    if keep_digest:
+        rows = rows.exclude(session_digest=keep_digest)
+    deleted, _ = rows.delete()
+    return deleted
+
+
+@transaction.atomic
+def end_session(*, request: HttpRequest, user: User, session_id: int) -> bool:
+    """End one of the user's other sessions; False if there is no such session."""
+    row = UserSession.objects.filter(user=user, pk=session_id).first()
+    if row is None or row.session_digest == current_digest(request):
+        return False
+    row.delete()
+    record_event(
+        user=user,
+        kind=EventKind.SESSION_ENDED,
+        request=request,
+        details={"ip_address": row.ip_address, "user_agent": row.user_agent},
+    )
+    return True
+
+
+@transaction.atomic
+def end_other_sessions(*, request: HttpRequest, user: User) -> int:
+    """End every session of the user but the current one; returns how many ended."""
+    count = delete_other_sessions(user=user, keep_digest=current_digest(request))
+    record_event(
+        user=user, kind=EventKind.OTHER_SESSIONS_ENDED, request=request, details={"count": count}
+    )
+    return count
+
+
+def end_current_session(*, request: HttpRequest, user: User) -> None:
+    """Forget the current session's row (sign-out); the caller flushes the session itself."""
+    if digest := current_digest(request):
+        UserSession.objects.filter(user=user, session_digest=digest).delete()

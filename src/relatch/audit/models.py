@@ -1,0 +1,91 @@
+"""Append-only records: what happened to an account, and what staff did."""
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class EventKind(models.TextChoices):
+    """Every kind of security event. The label is what the user reads in their history."""
+
+    ACCOUNT_CREATED = "account_created", "Account created"
+    SIGNIN_SUCCEEDED = "signin_succeeded", "Signed in"
+    SIGNIN_FAILED = "signin_failed", "Failed sign-in"
+    SIGNIN_THROTTLED = "signin_throttled", "Sign-in refused: too many attempts"
+    SIGNED_OUT = "signed_out", "Signed out"
+    REAUTH_SUCCEEDED = "reauth_succeeded", "Confirmed password"
+    REAUTH_FAILED = "reauth_failed", "Failed to confirm password"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+    PASSWORD_RESET = "password_reset", "Password reset by email"
+    EMAIL_ADDED = "email_added", "Email address added"
+    EMAIL_VERIFIED = "email_verified", "Email address verified"
+    EMAIL_REMOVED = "email_removed", "Email address removed"
+    EMAIL_REPLACED = "email_replaced", "Unverified email address replaced"
+    EMAIL_PRIMARY_CHANGED = "email_primary_changed", "Primary email address changed"
+    EMAIL_VERIFICATION_SENT = "email_verification_sent", "Verification email sent"
+    SIGNUP_ATTEMPT_WITH_EMAIL = (
+        "signup_attempt_with_email",
+        "Someone tried to register with your address",
+    )
+    NAME_CHANGED = "name_changed", "Name changed"
+    SESSION_ENDED = "session_ended", "Session ended"
+    OTHER_SESSIONS_ENDED = "other_sessions_ended", "All other sessions ended"
+
+
+class Factor(models.TextChoices):
+    PASSWORD = "password", "Password"
+    EMAIL_LINK = "email_link", "Emailed link"
+    TOTP = "totp", "Authenticator app"
+    WEBAUTHN = "webauthn", "Security key"
+    RECOVERY_CODE = "recovery_code", "Recovery code"
+    API_TOKEN = "api_token", "API token"
+
+
+class SecurityEvent(models.Model):
+    """Something that happened to an account's security, shown to its owner newest first."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="security_events"
+    )
+    kind = models.CharField(max_length=40, choices=EventKind.choices)
+    factor = models.CharField(max_length=20, choices=Factor.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+        indexes: ClassVar = [models.Index(fields=["user", "-created_at"], name="event_user_time")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class StaffAction(models.Model):
+    """What a staff member did to an account, with the state before and after."""
+
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="staff_actions_taken"
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="staff_actions_received",
+    )
+    action = models.CharField(max_length=60)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.staff_id} at {self.created_at:%Y-%m-%d %H:%M}"

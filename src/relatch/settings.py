@@ -1,0 +1,255 @@
+"""Relatch settings, read from the environment (DESIGN §6).
+
+Every value has a safe production default; the embedded defaults (SQLite and files in a data
+directory, mail to a local outbox) need no configuration at all.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import dj_database_url
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+DATA_DIR = Path(os.environ.get("RELATCH_DATA_DIR") or Path.cwd() / "data").resolve()
+DEBUG = _env_bool("RELATCH_DEBUG")
+TESTING = _env_bool("RELATCH_TESTING")
+
+BASE_URL = os.environ.get("RELATCH_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+_base = urlsplit(BASE_URL)
+if _base.scheme not in {"http", "https"} or not _base.hostname:
+    raise ValueError(f"RELATCH_BASE_URL must be an http(s) URL, not {BASE_URL!r}")
+BASE_URL_IS_HTTPS = _base.scheme == "https"
+
+
+def _secret_key() -> str:
+    """The signing key: from the environment, else made once and kept in the data directory."""
+    if key := os.environ.get("RELATCH_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    # Created 0600 so other local users cannot forge tokens signed with it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+SECRET_KEY = _secret_key()
+
+# Host header: only the configured host (mail links are built from BASE_URL, never from the
+# request's Host, which stops reset-link poisoning); loopback names for the embedded default.
+ALLOWED_HOSTS = [_base.hostname]
+if _base.hostname in {"127.0.0.1", "localhost"}:
+    ALLOWED_HOSTS += ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS += [h for h in os.environ.get("RELATCH_EXTRA_HOSTS", "").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
+# How many reverse proxies in front of Relatch append to X-Forwarded-For (0: none, use the peer).
+RELATCH_PROXY_COUNT = _env_int("RELATCH_PROXY_COUNT", 0)
+if RELATCH_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks_db",
+    "relatch.accounts",
+    "relatch.audit",
+    "relatch.notify",
+    "relatch.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "relatch.accounts.sessions.middleware.SessionTrackingMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "relatch.accounts.emails.middleware.RequireVerifiedEmailMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "relatch.urls"
+WSGI_APPLICATION = "relatch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "relatch.web.context.site",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("RELATCH_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'relatch.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # WAL and a busy timeout let the web server and the worker write without "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ.get("RELATCH_REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rate-limit counters: shared through Redis when set, else kept in the (single) server process.
+RATELIMIT_STORAGE_URL = REDIS_URL or "memory://"
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+
+AUTH_USER_MODEL = "accounts.User"
+# The username is unique ignoring case through a database constraint on Lower(username), which
+# this check does not see.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+AUTHENTICATION_BACKENDS = ["relatch.accounts.signin.backends.UsernameOrEmailBackend"]
+LOGIN_URL = "signin:login"
+LOGIN_REDIRECT_URL = "account:overview"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+     "OPTIONS": {"min_length": 8}},
+    {"NAME": "relatch.accounts.passwords.validation.MaximumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ["username", "name"]}},
+    {"NAME": "relatch.accounts.passwords.validation.ContextWordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# A reset link lives one hour (OWASP FP4); it also dies at sign-in and password change.
+PASSWORD_RESET_TIMEOUT = 3600
+EMAIL_VERIFICATION_MAX_AGE = 24 * 3600
+# Sensitive actions ask for the password again when the last one is older than this (ASVS 7.5.1).
+REAUTH_MAX_AGE = _env_int("RELATCH_REAUTH_MAX_AGE", 10 * 60)
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# AAL2 reauthentication limits (NIST N31): 12 h overall, idle sessions end with the browser.
+SESSION_COOKIE_AGE = 12 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = BASE_URL_IS_HTTPS
+SESSION_COOKIE_NAME = "__Host-relatch-session" if BASE_URL_IS_HTTPS else "relatch-session"
+CSRF_COOKIE_SECURE = BASE_URL_IS_HTTPS
+CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "relatch.web.views.csrf_failure"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_SSL_REDIRECT = BASE_URL_IS_HTTPS and _env_bool("RELATCH_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = 365 * 24 * 3600 if BASE_URL_IS_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = BASE_URL_IS_HTTPS
+SECURE_CSP = {
+    "default-src": [CSP.NONE],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Served from the package directory, so `relatch serve` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+
+def _smtp_mailer(url: str) -> dict[str, object]:
+    """The SMTP mailer from RELATCH_EMAIL_URL: smtp://, smtp+tls:// (STARTTLS) or smtps://."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"smtp", "smtp+tls", "smtps"}:
+        raise ValueError("RELATCH_EMAIL_URL must start with smtp://, smtp+tls:// or smtps://")
+    query = parse_qs(parts.query)
+    return {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": parts.hostname or "localhost",
+            "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "username": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "use_tls": parts.scheme == "smtp+tls",
+            "use_ssl": parts.scheme == "smtps",
+            "timeout": int(query.get("timeout", ["20"])[0]),
+        },
+    }
+
+
+EMAIL_URL = os.environ.get("RELATCH_EMAIL_URL", "")
+OUTBOX_DIR = DATA_DIR / "outbox"
+OUTBOX_ENABLED = not EMAIL_URL
+MAILERS = {
+    "default": _smtp_mailer(EMAIL_URL)
+    if EMAIL_URL
+    else {"BACKEND": "relatch.notify.outbox.OutboxEmailBackend"}
+}
+DEFAULT_FROM_EMAIL = os.environ.get("RELATCH_FROM_EMAIL", f"Relatch <noreply@{_base.hostname}>")
+EMAIL_MAX_ATTEMPTS = _env_int("RELATCH_EMAIL_MAX_ATTEMPTS", 6)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "relatch.web.logging.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+    },
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,15 @@
+"""Site-wide pages: home and the error pages."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+@login_not_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "web/home.html")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without a valid CSRF token: explain, change nothing."""
+    return render(request, "web/csrf_failure.html", status=403)
