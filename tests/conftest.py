@@ -1,20 +1,12 @@
 """Shared fixtures: a real SMTP server on loopback, the real task queue, and factories."""
 
-import os
 import re
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
-
-# Settings read the environment once, when pytest-django loads them: a private data directory
-# (secret key, outbox) and a fixed key so signed tokens are stable within a run.
-os.environ.setdefault("RELATCH_DATA_DIR", tempfile.mkdtemp(prefix="relatch-test-"))
-os.environ.setdefault("RELATCH_SECRET_KEY", "test-secret-key-" + "x" * 40)
-os.environ.setdefault("RELATCH_BASE_URL", "http://testserver")
 
 import pytest
 from aiosmtpd.controller import Controller
