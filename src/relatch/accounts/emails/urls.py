@@ -1,15 +1,16 @@
-# Placeholder routes so the base layout resolves; replaced by the real views.
-from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-
-@login_not_required
-def _placeholder(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Not built yet", status=501)
-
+from relatch.accounts.emails import views
 
 app_name = "emails"
 urlpatterns = [
-    path("", _placeholder, name="manage"),
+    path("", views.manage, name="manage"),
+    path("add/", views.add, name="add"),
+    path("<int:email_id>/resend/", views.resend, name="resend"),
+    path("<int:email_id>/primary/", views.primary, name="primary"),
+    path("<int:email_id>/remove/", views.remove, name="remove"),
+    path("<int:email_id>/replace/", views.replace, name="replace"),
+    # The log filter (web/logging.py) redacts whatever follows /account/emails/verify/.
+    path("verify/<str:token>/", views.verify, name="verify"),
+    path("verified/", views.verified, name="verified"),
 ]

@@ -1,15 +1,9 @@
-# Placeholder routes so the base layout resolves; replaced by the real views.
-from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-
-@login_not_required
-def _placeholder(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Not built yet", status=501)
-
+from relatch.accounts.registration import views
 
 app_name = "registration"
 urlpatterns = [
-    path("register/", _placeholder, name="register"),
+    path("register/", views.register, name="register"),
+    path("register/check-your-mail/", views.check_mail, name="check_mail"),
 ]

@@ -1,0 +1,62 @@
+"""The registration page and the "check your mail" page after it."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from relatch.accounts import ratelimit
+from relatch.accounts.registration.forms import HONEYPOT_FIELD, USERNAME_TAKEN, RegistrationForm
+from relatch.accounts.registration.services import UsernameTakenError, register_account
+from relatch.web.client import client_ip
+
+# Per client IP: enough for a family or an office behind one address, too few for a bot farm.
+REGISTRATION_LIMIT = "10/hour"
+FORM_TEMPLATE = "accounts/registration/register.html"
+
+
+@login_not_required
+def register(request: HttpRequest) -> HttpResponse:
+    """Registration form. Every accepted submission ends on the same "check your mail" page."""
+    if request.user.is_authenticated:
+        return redirect("account:overview")
+    if request.method != "POST":
+        return render(request, FORM_TEMPLATE, {"form": RegistrationForm()})
+    if request.POST.get(HONEYPOT_FIELD):
+        # A bot: it sees what a person would, and nothing is created or sent.
+        return redirect("registration:check_mail")
+    form = RegistrationForm(request.POST)
+    if not form.is_valid():
+        return render(request, FORM_TEMPLATE, {"form": form}, status=400)
+    return _submit(request, form)
+
+
+def _submit(request: HttpRequest, form: RegistrationForm) -> HttpResponse:
+    key = client_ip(request) or "unknown"
+    if not ratelimit.hit(scope="register", key=key, limit=REGISTRATION_LIMIT):
+        form.add_error(
+            None,
+            "Too many accounts were registered from your network in the last "
+            "hour. Nothing was created; try again in an hour.",
+        )
+        return render(request, FORM_TEMPLATE, {"form": form}, status=429)
+    data = form.cleaned_data
+    try:
+        register_account(
+            request=request,
+            username=data["username"],
+            name=data["name"],
+            email=data["email"],
+            password=data["password"],
+        )
+    except UsernameTakenError:
+        form.add_error("username", USERNAME_TAKEN)
+        return render(request, FORM_TEMPLATE, {"form": form}, status=400)
+    return redirect("registration:check_mail")
+
+
+@login_not_required
+@require_GET
+def check_mail(request: HttpRequest) -> HttpResponse:
+    """The same page for every sign-up, whether or not the address already had an account."""
+    return render(request, "accounts/registration/check_mail.html")
