@@ -1,17 +1,10 @@
-# Placeholder routes so the base layout resolves; replaced by the real views.
-from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-
-@login_not_required
-def _placeholder(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Not built yet", status=501)
-
+from relatch.accounts.signin import views
 
 app_name = "signin"
 urlpatterns = [
-    path("login/", _placeholder, name="login"),
-    path("logout/", _placeholder, name="logout"),
-    path("reauthenticate/", _placeholder, name="reauthenticate"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
+    path("reauthenticate/", views.reauthenticate, name="reauthenticate"),
 ]

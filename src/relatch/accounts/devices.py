@@ -1,0 +1,105 @@
+"""Known devices: browsers that have signed in to an account before.
+
+A device is named by a long-lived signed cookie holding a random id (never by its IP address,
+which is shared behind NAT and changes on mobile networks). The database keeps only the SHA-256
+of the id, one row per (account, device), so one browser may be known to several accounts.
+
+Why it matters: the per-account limit on failed passwords applies only to devices the account
+does not know (see ``relatch.accounts.signin.throttling``). A stranger guessing passwords can
+slow down sign-ins from *new* devices, but never locks the owner out of their own browser.
+
+Issue 3 adds a new-device email check on top: ``KnownDevice.confirmed`` is reserved for it and is
+left False here; until then every browser that completed a sign-in counts as known.
+"""
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from relatch.accounts.models import KnownDevice, User
+from relatch.web.client import client_ip, client_user_agent
+
+COOKIE_MAX_AGE = timedelta(days=365)
+_COOKIE_SALT = "relatch.accounts.devices"
+# token_urlsafe(32): 43 URL-safe characters, 256 bits; anything else in the cookie is ignored.
+_DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def cookie_name() -> str:
+    """``__Host-`` on https binds the cookie to this exact host, path / and Secure."""
+    return "__Host-relatch-device" if settings.BASE_URL_IS_HTTPS else "relatch-device"
+
+
+def device_digest(device_id: str) -> str:
+    return hashlib.sha256(device_id.encode()).hexdigest()
+
+
+def device_id_from_request(request: HttpRequest) -> str | None:
+    """The device id in the request's cookie, or None when absent, forged, expired or malformed."""
+    value = request.get_signed_cookie(
+        cookie_name(),
+        default=None,
+        salt=_COOKIE_SALT,
+        max_age=COOKIE_MAX_AGE,
+    )
+    if not isinstance(value, str) or not _DEVICE_ID_RE.fullmatch(value):
+        return None
+    return value
+
+
+def current_device_digest(request: HttpRequest) -> str | None:
+    device_id = device_id_from_request(request)
+    return device_digest(device_id) if device_id else None
+
+
+def is_known_device(*, request: HttpRequest, user: User) -> bool:
+    """True when this browser completed a sign-in to ``user`` before."""
+    digest = current_device_digest(request)
+    if digest is None:
+        return False
+    return KnownDevice.objects.filter(user=user, device_digest=digest).exists()
+
+
+def remember_device(*, request: HttpRequest, response: HttpResponse, user: User) -> KnownDevice:
+    """Record that this browser signed in to ``user`` and (re)set its cookie on ``response``.
+
+    The id in an existing cookie is kept (so the browser stays known to its other accounts);
+    the cookie is set again so its year of validity starts over at each sign-in.
+    """
+    device_id = device_id_from_request(request) or secrets.token_urlsafe(32)
+    now = timezone.now()
+    device, _ = KnownDevice.objects.update_or_create(
+        user=user,
+        device_digest=device_digest(device_id),
+        defaults={
+            "last_seen": now,
+            "ip_address": client_ip(request),
+            "user_agent": client_user_agent(request),
+        },
+        create_defaults={
+            "first_seen": now,
+            "last_seen": now,
+            "ip_address": client_ip(request),
+            "user_agent": client_user_agent(request),
+        },
+    )
+    _set_cookie(response, device_id)
+    return device
+
+
+def _set_cookie(response: HttpResponse, device_id: str) -> None:
+    # HttpOnly: page scripts (an XSS) cannot read the id and replay it from elsewhere.
+    response.set_signed_cookie(
+        cookie_name(),
+        device_id,
+        salt=_COOKIE_SALT,
+        max_age=int(COOKIE_MAX_AGE.total_seconds()),
+        secure=settings.BASE_URL_IS_HTTPS,
+        httponly=True,
+        samesite="Lax",
+    )
