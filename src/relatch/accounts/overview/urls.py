@@ -1,15 +1,10 @@
-# Placeholder routes so the base layout resolves; replaced by the real views.
-from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-
-@login_not_required
-def _placeholder(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Not built yet", status=501)
-
+from relatch.accounts.overview import views
 
 app_name = "account"
 urlpatterns = [
-    path("", _placeholder, name="overview"),
+    path("", views.overview, name="overview"),
+    path("name/", views.edit_name, name="name"),
+    path("history/", views.history, name="history"),
 ]

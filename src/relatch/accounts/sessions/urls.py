@@ -1,4 +1,10 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from relatch.accounts.sessions import views
 
 app_name = "sessions"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.session_list, name="list"),
+    path("<int:session_id>/end/", views.end, name="end"),
+    path("end-others/", views.end_others, name="end_others"),
+]

@@ -1,0 +1,168 @@
+"""The security check-up on the account page: what protects the account, what to do next.
+
+Each check looks at one thing and returns one item. Later features (authenticator apps,
+security keys, recovery codes) add their own check function to ``CHECKS``.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.urls import reverse
+
+from relatch.accounts.models import User
+from relatch.accounts.sessions.queries import session_count
+from relatch.audit.models import EventKind, SecurityEvent
+
+
+@dataclass(frozen=True)
+class CheckupItem:
+    """One line of the check-up. ``ok`` False means the user should act on ``advice``."""
+
+    ok: bool
+    title: str
+    advice: str
+    link_name: str | None = None  # a URL name, reversed when shown
+    link_label: str = ""
+    url: str = ""  # an explicit address, for links a URL name cannot express
+
+    @property
+    def href(self) -> str:
+        if self.url:
+            return self.url
+        return reverse(self.link_name) if self.link_name else ""
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def primary_address_check(user: User) -> CheckupItem:
+    """Mail about the account goes first to the primary address: it must be one that works."""
+    primary = user.emails.filter(primary=True).first()
+    if primary is not None and primary.verified:
+        return CheckupItem(
+            ok=True,
+            title=f"Your primary address {primary.address} is verified",
+            advice="Notices about your account's security are sent to it.",
+            link_name="emails:manage",
+            link_label="Manage addresses",
+        )
+    return CheckupItem(
+        ok=False,
+        title="Your primary address is not verified",
+        advice="Verify it, or make a verified address primary, so mail about your account "
+        "reaches you.",
+        link_name="emails:manage",
+        link_label="Manage addresses",
+    )
+
+
+def second_address_check(user: User) -> CheckupItem:
+    """NIST N10: at least two notification addresses, so losing one mailbox loses no notices."""
+    verified = user.emails.filter(verified=True).count()
+    if verified >= 2:
+        return CheckupItem(
+            ok=True,
+            title=f"You have {verified} verified addresses",
+            advice="Every one of them hears about changes to your account, so losing one "
+            "mailbox does not leave you in the dark.",
+            link_name="emails:manage",
+            link_label="Manage addresses",
+        )
+    return CheckupItem(
+        ok=False,
+        title="Add a second email address",
+        advice="Only one verified address hears about changes to your account. If you lose "
+        "that mailbox, nobody can warn you. Add and verify another address you control, "
+        "ideally with a different provider.",
+        link_name="emails:manage",
+        link_label="Add an address",
+    )
+
+
+def password_check(user: User) -> CheckupItem:
+    if user.has_usable_password():
+        return CheckupItem(
+            ok=True,
+            title="Your account has a password",
+            advice="Use it only for Relatch, and change it if anyone else might know it.",
+            link_name="passwords:change",
+            link_label="Change password",
+        )
+    return CheckupItem(
+        ok=False,
+        title="Your account has no usable password",
+        advice="You cannot sign in with a password right now. Set one through a password "
+        "reset: choose \u201cForgot your password?\u201d on the sign-in page.",
+    )
+
+
+def failed_signins_since_last_success(user: User) -> int:
+    """Failed sign-ins after the latest successful one (all of them if none succeeded)."""
+    failures = SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_FAILED)
+    last = (
+        SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_SUCCEEDED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if last is not None:
+        failures = failures.filter(
+            Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id)
+        )
+    return failures.count()
+
+
+def failed_signins_check(user: User) -> CheckupItem:
+    """ASVS 6.3.5: tell the owner about failed attempts, which may be someone guessing."""
+    failed = failed_signins_since_last_success(user)
+    if failed == 0:
+        return CheckupItem(
+            ok=True,
+            title="No failed sign-ins since you last signed in",
+            advice="Failed attempts would show up here and in your security history.",
+            link_name="account:history",
+            link_label="Security history",
+        )
+    return CheckupItem(
+        ok=False,
+        title=f"{_plural(failed, 'failed sign-in')} since you last signed in",
+        advice="If that wasn't you, someone may be guessing your password: change your "
+        "password and look through your security history.",
+        link_name="passwords:change",
+        link_label="Change password",
+    )
+
+
+def sessions_check(user: User) -> CheckupItem:
+    count = session_count(user=user)
+    if count <= 1:
+        return CheckupItem(
+            ok=True,
+            title="Only one browser is signed in to your account",
+            advice="You can see and end your sessions at any time.",
+            link_name="sessions:list",
+            link_label="Sessions",
+        )
+    return CheckupItem(
+        ok=False,
+        title=f"{_plural(count, 'browser')} are signed in to your account",
+        advice="Review your sessions and end any you don't recognise.",
+        link_name="sessions:list",
+        link_label="Review sessions",
+    )
+
+
+CHECKS: tuple[Callable[[User], CheckupItem], ...] = (
+    primary_address_check,
+    second_address_check,
+    password_check,
+    failed_signins_check,
+    sessions_check,
+)
+
+
+def security_checkup(*, user: User) -> list[CheckupItem]:
+    """Every check's item for ``user``, those that need action first (otherwise in order)."""
+    items = [check(user) for check in CHECKS]
+    return sorted(items, key=lambda item: item.ok)

@@ -1,0 +1,68 @@
+"""The account page with its security check-up, the name form, and the security history."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from relatch.accounts.models import User
+from relatch.accounts.overview.checkup import security_checkup
+from relatch.accounts.overview.forms import NameForm
+from relatch.accounts.overview.queries import addresses, event_rows, recent_event_rows
+from relatch.accounts.overview.services import change_name
+from relatch.accounts.sessions.queries import session_count
+from relatch.audit.queries import security_history_page
+
+
+def _account(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)  # LoginRequiredMiddleware let only signed-in users through
+    return user
+
+
+def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) -> HttpResponse:
+    user = _account(request)
+    items = security_checkup(user=user)
+    context: dict[str, Any] = {
+        "name_form": form,
+        "addresses": addresses(user=user),
+        "has_password": user.has_usable_password(),
+        "session_count": session_count(user=user),
+        "recent_events": recent_event_rows(user=user),
+        "to_do": [item for item in items if not item.ok],
+        "protections": [item for item in items if item.ok],
+    }
+    return render(request, "accounts/overview/overview.html", context, status=status)
+
+
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    """The account at a glance, and what to do next to keep it safe."""
+    return _render_overview(request, NameForm(initial={"name": _account(request).name}))
+
+
+@require_POST
+def edit_name(request: HttpRequest) -> HttpResponse:
+    """Change the display name; an invalid one is refused with the reason, nothing changes."""
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        return _render_overview(request, form, status=400)
+    if change_name(request=request, user=_account(request), name=form.cleaned_data["name"]):
+        messages.success(request, "Your name was updated.")
+    else:
+        messages.info(request, "Your name is unchanged.")
+    return redirect("account:overview")
+
+
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    """The account's security events, newest first, 25 a page; a bad page number shows the
+    first or the last page."""
+    page = security_history_page(user=_account(request), page_number=request.GET.get("page"))
+    return render(
+        request,
+        "accounts/overview/history.html",
+        {"page": page, "events": event_rows(page.object_list)},
+    )
