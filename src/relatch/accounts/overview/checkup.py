@@ -98,35 +98,40 @@ def password_check(user: User) -> CheckupItem:
     )
 
 
-def failed_signins_since_last_success(user: User) -> int:
-    """Failed sign-ins after the latest successful one (all of them if none succeeded)."""
+def failed_signins_since_previous_signin(user: User) -> int:
+    """Failed sign-ins since the sign-in before the latest one (all, if there is none).
+
+    The latest sign-in is usually the owner's own, made just now: failures shortly before it
+    are exactly the ones they need to hear about (ASVS 6.3.5, OWASP MFA4).
+    """
     failures = SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_FAILED)
-    last = (
+    previous = (
         SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_SUCCEEDED)
-        .order_by("-created_at", "-id")
+        .order_by("-created_at", "-id")[1:2]
         .first()
     )
-    if last is not None:
+    if previous is not None:
         failures = failures.filter(
-            Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gt=last.id)
+            Q(created_at__gt=previous.created_at)
+            | Q(created_at=previous.created_at, id__gt=previous.id)
         )
     return failures.count()
 
 
 def failed_signins_check(user: User) -> CheckupItem:
     """ASVS 6.3.5: tell the owner about failed attempts, which may be someone guessing."""
-    failed = failed_signins_since_last_success(user)
+    failed = failed_signins_since_previous_signin(user)
     if failed == 0:
         return CheckupItem(
             ok=True,
-            title="No failed sign-ins since you last signed in",
+            title="No failed sign-ins since your previous sign-in",
             advice="Failed attempts would show up here and in your security history.",
             link_name="account:history",
             link_label="Security history",
         )
     return CheckupItem(
         ok=False,
-        title=f"{_plural(failed, 'failed sign-in')} since you last signed in",
+        title=f"{_plural(failed, 'failed sign-in')} since your previous sign-in",
         advice="If that wasn't you, someone may be guessing your password: change your "
         "password and look through your security history.",
         link_name="passwords:change",
