@@ -2,14 +2,30 @@
 
 import argparse
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from ipaddress import ip_address
 from pathlib import Path
 from types import FrameType
 
 WORKER_ARGS = ["db_worker", "--queue-name", "*", "--no-reload", "--interval", "1"]
+# gunicorn's graceful timeout is 10 s; a child still running after this is killed.
+STOP_TIMEOUT = 20.0
+READY_TIMEOUT = 60.0
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104  (names, not a bind)
+_HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+class ServeError(Exception):
+    """``relatch serve`` cannot start; the message says why."""
 
 
 def _setup_django() -> None:
@@ -22,19 +38,71 @@ def _setup_django() -> None:
 def _web_workers() -> int:
     # Without Redis, rate-limit counters live in the process: one process (with threads) keeps
     # them whole. With Redis, several processes share them.
-    if os.environ.get("RELATCH_WEB_WORKERS"):
-        return int(os.environ["RELATCH_WEB_WORKERS"])
+    if value := os.environ.get("RELATCH_WEB_WORKERS", "").strip():
+        if not value.isdigit() or int(value) < 1:
+            raise ServeError(f"RELATCH_WEB_WORKERS must be a number of processes, not {value!r}")
+        return int(value)
     return (2 * (os.cpu_count() or 1) + 1) if os.environ.get("RELATCH_REDIS_URL") else 1
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _gunicorn_command(host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "relatch.wsgi:application",
-        "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "--bind", _host_port(host, port),
         "--workers", str(_web_workers()), "--threads", "8", "--worker-class", "gthread",
         "--access-logfile", "-", "--logger-class", "relatch.web.gunicorn_logging.RedactingLogger",
         "--graceful-timeout", "10", "--timeout", "120", "--no-control-socket",
     ]
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
+
+
+def host_name(text: str) -> str:
+    """argparse type: an IP address (IPv6 with or without brackets) or a host name."""
+    candidate = text.strip().removeprefix("[").removesuffix("]")
+    try:
+        return str(ip_address(candidate))
+    except ValueError:
+        pass
+    if _HOSTNAME_RE.fullmatch(candidate):
+        return candidate.lower()
+    raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or a host name")
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail early, with a plain message, when the address cannot be bound (in use, no such
+    interface, unknown name) instead of starting a worker beside a web server that died."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {_host_port(host, port)}: {exc.strerror}") from None
+
+
+def _default_base_url(host: str, port: int) -> str:
+    # A wildcard address is not a name a browser can use; loopback is, and is always allowed.
+    shown = _WILDCARD_HOSTS.get(host, host)
+    return f"http://{_host_port(shown, port)}"
 
 
 def _prepare(host: str, port: int) -> None:
@@ -42,64 +110,141 @@ def _prepare(host: str, port: int) -> None:
     data_dir = Path(os.environ.get("RELATCH_DATA_DIR") or Path.cwd() / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["RELATCH_DATA_DIR"] = str(data_dir)
-    shown_host = f"[{host}]" if ":" in host else host
-    os.environ.setdefault("RELATCH_BASE_URL", f"http://{shown_host}:{port}")
+    os.environ.setdefault("RELATCH_BASE_URL", _default_base_url(host, port))
     _setup_django()
     from django.core.management import call_command
+    from django.db import DatabaseError, connections
 
-    call_command("migrate", interactive=False, verbosity=0)
+    try:
+        call_command("migrate", interactive=False, verbosity=0)
+    except DatabaseError as exc:
+        raise ServeError(f"cannot prepare the database: {exc}") from None
+    finally:
+        connections.close_all()
+
+
+def _accepts_connections(host: str, port: int) -> Callable[[], bool]:
+    target = _WILDCARD_HOSTS.get(host, host)
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((target, port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    return probe
 
 
 class _Supervisor:
-    """Runs the web server and the worker; stops both, cleanly, when either stops or on TERM."""
+    """Runs the web server and the worker; stops both, cleanly, when either stops or on TERM.
 
-    def __init__(self, commands: list[list[str]]) -> None:
-        self.children = [subprocess.Popen(cmd) for cmd in commands]
-        self.stopping = False
+    The signal handler only sets a flag; the loop in ``supervise`` does the work, so a signal
+    arriving at any moment (even before the children exist) is never lost.
+    """
 
-    def stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
-        self.stopping = True
-        for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_requested = False
 
-    def wait(self) -> int:
-        while not self.stopping and all(c.poll() is None for c in self.children):
+    def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        self.stop_requested = True
+
+    def start(self, commands: dict[str, list[str]]) -> None:
+        for name, command in commands.items():
+            if self.stop_requested:
+                return
+            # Own process group: Ctrl-C in the terminal reaches only this process, which
+            # forwards one TERM, so the worker finishes its current task instead of dying in it.
+            self.children[name] = subprocess.Popen(command, process_group=0)
+
+    def running(self) -> bool:
+        return not self.stop_requested and all(
+            c.poll() is None for c in self.children.values()
+        )
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while self.running() and time.monotonic() < deadline and not ready():
+            time.sleep(0.1)
+
+    def supervise(self) -> int:
+        """Wait for a stop request or a child's exit, then stop everything.
+
+        Exit status 0 only for a requested stop that every child obeyed; a child that died on
+        its own makes it 1, so a process manager sees the failure and can restart the service.
+        """
+        while self.running():
             time.sleep(0.2)
-        self.stop()
-        deadline = time.monotonic() + 20
-        for child in self.children:
+        requested = self.stop_requested
+        for name, child in self.children.items():
+            if not requested and child.poll() is not None:
+                print(f"relatch serve: the {name} exited with status {child.returncode};"
+                      " stopping.", file=sys.stderr, flush=True)
+        return self.shutdown(requested=requested)
+
+    def shutdown(self, *, requested: bool) -> int:
+        children = list(self.children.values())
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for child in children:
             try:
                 child.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        return 0 if self.stopping and all(c.returncode in (0, -15) for c in self.children) else 1
+        obeyed = all(c.returncode in (0, -signal.SIGTERM) for c in children)
+        return 0 if requested and obeyed else 1
 
 
 def serve(host: str, port: int) -> int:
     """Start Relatch: migrate, then gunicorn and the background worker, until TERM or Ctrl-C."""
+    commands = {
+        "web server": _gunicorn_command(host, port),
+        "worker": [sys.executable, "-m", "relatch.cli", *WORKER_ARGS],
+    }
+    _check_can_listen(host, port)
+    base_url_given = bool(os.environ.get("RELATCH_BASE_URL"))
     _prepare(host, port)
+    supervisor = _Supervisor()
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    supervisor.start(commands)
+    supervisor.wait_until(_accepts_connections(host, port))
+    if supervisor.running():
+        _announce(host, port, base_url_given=base_url_given)
+    return supervisor.supervise()
+
+
+def _announce(host: str, port: int, *, base_url_given: bool) -> None:
     from django.conf import settings
 
-    supervisor = _Supervisor(
-        [_gunicorn_command(host, port), [sys.executable, "-m", "relatch.cli", *WORKER_ARGS]]
-    )
-    signal.signal(signal.SIGTERM, supervisor.stop)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    print(f"Relatch is running at {settings.BASE_URL}/", flush=True)
+    base_url = settings.BASE_URL
+    print(f"Relatch is running at {base_url}/ (listening on {_host_port(host, port)})", flush=True)
     print(f"Data directory: {settings.DATA_DIR}", flush=True)
+    if host in _WILDCARD_HOSTS and not base_url_given:
+        # Pages answer only to the base URL's host name (no Host-header poisoning).
+        print(f"Note: only {base_url}/ is accepted; set RELATCH_BASE_URL to the address other "
+              "machines use.", file=sys.stderr, flush=True)
     if settings.OUTBOX_ENABLED:
-        print(f"Outgoing mail: {settings.BASE_URL}/dev/outbox/ (no RELATCH_EMAIL_URL)", flush=True)
-    return supervisor.wait()
+        print(f"Outgoing mail: {base_url}/dev/outbox/ (no RELATCH_EMAIL_URL)", flush=True)
+        if host not in {"127.0.0.1", "::1", "localhost"}:
+            # The outbox holds reset links: anyone who can reach it can take over accounts.
+            print("Warning: the outbox page is reachable from the network; set "
+                  "RELATCH_EMAIL_URL before anyone else can reach this address.",
+                  file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relatch", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     serve_parser = sub.add_parser("serve", help="start the web server and the worker")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument("--host", type=host_name, default="127.0.0.1",
+                              help="address to listen on (default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=port_number, default=8000,
+                              help="port to listen on (default 8000)")
     sub.add_parser("worker", help="run the background worker")
     return parser
 
@@ -109,7 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
         options = _parser().parse_args(argv)
-        return serve(options.host, options.port)
+        try:
+            return serve(options.host, options.port)
+        except ServeError as exc:
+            print(f"relatch serve: error: {exc}", file=sys.stderr)
+            return 2
     if argv and argv[0] == "worker":
         argv = [*WORKER_ARGS, *argv[1:]]
     if not argv or argv[0] in {"-h", "--help"}:

@@ -1,5 +1,6 @@
 """The local outbox: without an SMTP server, mail is written to files a browser page can read."""
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+
+# Names the backend writes: an allowlist, so no separator, "..", NUL or hidden file gets through.
+_MESSAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,100}\.eml")
 
 
 class OutboxEmailBackend(BaseEmailBackend):
@@ -39,24 +43,36 @@ class OutboxMessage:
 
 def _part(message: StdEmailMessage, subtype: str) -> str:
     part = message.get_body(preferencelist=(subtype,))
-    return part.get_content() if part is not None else ""
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):  # an unknown charset or a broken encoding
+        return "(this part could not be decoded)"
+
+
+def _date(value: str | None) -> datetime | None:
+    # A file edited by hand may carry any Date; the page shows it without one, not a 500.
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def read_message(name: str) -> OutboxMessage | None:
     """One outbox message by file name; names outside the outbox are refused."""
-    if "/" in name or "\\" in name or not name.endswith(".eml") or name.startswith("."):
+    if not _MESSAGE_NAME.fullmatch(name):
         return None
     path = Path(settings.OUTBOX_DIR) / name
     if not path.is_file():
         return None
     parsed = message_from_bytes(path.read_bytes(), policy=policy.default)
     assert isinstance(parsed, StdEmailMessage)  # policy.default always builds EmailMessage
-    date = parsed.get("Date")
     return OutboxMessage(
         name=name,
         subject=str(parsed.get("Subject", "")),
         to=str(parsed.get("To", "")),
-        sent_at=parsedate_to_datetime(date) if date else None,
+        sent_at=_date(parsed.get("Date")),
         text=_part(parsed, "plain"),
         html=_part(parsed, "html"),
     )

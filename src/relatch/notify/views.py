@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from relatch.notify.outbox import list_messages, read_message
@@ -24,7 +25,9 @@ def outbox(request: HttpRequest) -> HttpResponse:
 
 @login_not_required
 @require_GET
+@never_cache  # the message may carry a live reset or verification link
 def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
+    """One message: its headers and its text, links made clickable."""
     _require_outbox()
     message = read_message(name)
     if message is None:
@@ -34,11 +37,12 @@ def outbox_message(request: HttpRequest, name: str) -> HttpResponse:
 
 @login_not_required
 @require_GET
+@never_cache
 def outbox_message_html(request: HttpRequest, name: str) -> HttpResponse:
     """The HTML part on its own, sandboxed: a mail's markup must not run as this site."""
     _require_outbox()
     message = read_message(name)
-    if message is None:
+    if message is None or not message.html:
         raise Http404("No such message")
     response = HttpResponse(message.html, content_type="text/html; charset=utf-8")
     response["Content-Security-Policy"] = "sandbox; default-src 'none'; style-src 'unsafe-inline'"
