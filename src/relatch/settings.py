@@ -58,8 +58,9 @@ SECRET_KEY = _secret_key()
 
 # Host header: only the configured host (mail links are built from BASE_URL, never from the
 # request's Host, which stops reset-link poisoning); loopback names for the embedded default.
-ALLOWED_HOSTS = [_base.hostname]
-if _base.hostname in {"127.0.0.1", "localhost"}:
+# Django compares IPv6 hosts in their bracketed form, as they appear in the Host header.
+ALLOWED_HOSTS = [f"[{_base.hostname}]" if ":" in _base.hostname else _base.hostname]
+if _base.hostname in {"127.0.0.1", "localhost", "::1"}:
     ALLOWED_HOSTS += ["127.0.0.1", "localhost", "[::1]"]
 ALLOWED_HOSTS += [h for h in os.environ.get("RELATCH_EXTRA_HOSTS", "").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [f"{_base.scheme}://{_base.netloc}"]
@@ -220,7 +221,7 @@ def _smtp_mailer(url: str) -> dict[str, object]:
         "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "OPTIONS": {
             "host": parts.hostname or "localhost",
-            "port": parts.port or (465 if parts.scheme == "smtps" else 25),
+            "port": parts.port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[parts.scheme],
             "username": unquote(parts.username or ""),
             "password": unquote(parts.password or ""),
             "use_tls": parts.scheme == "smtp+tls",

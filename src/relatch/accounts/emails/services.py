@@ -42,10 +42,6 @@ class EmailChangeError(Exception):
         self.message = message
 
 
-# The first name of EmailChangeError, still imported by the createstaff command.
-EmailChangeRefused = EmailChangeError
-
-
 class EmailRateLimitError(EmailChangeError):
     """Refused because a rate limit is used up."""
 
