@@ -14,19 +14,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from relatch.accounts.current import signed_in_user
 from relatch.accounts.emails import services
 from relatch.accounts.emails.forms import AddressForm
 from relatch.accounts.emails.middleware import verified_email_not_required
-from relatch.accounts.models import User
 from relatch.accounts.reauth import require_recent_auth
 
 MANAGE_TEMPLATE = "accounts/emails/manage.html"
-
-
-def _account(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # LoginRequiredMiddleware let only signed-in users through
-    return user
 
 
 def _manage_page(
@@ -37,7 +31,7 @@ def _manage_page(
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    emails = list(_account(request).emails.all())
+    emails = list(signed_in_user(request).emails.all())
     verified_count = sum(1 for e in emails if e.verified)
     context = {
         "emails": emails,
@@ -80,7 +74,7 @@ def add(request: HttpRequest) -> HttpResponse:
         return _manage_page(request, add_form=form, status=400)
     try:
         email = services.add_email(
-            request=request, user=_account(request), address=form.cleaned_data["address"]
+            request=request, user=signed_in_user(request), address=form.cleaned_data["address"]
         )
     except services.EmailChangeError as refusal:
         return _manage_page(request, add_form=form, error=refusal.message, status=refusal.status)
@@ -93,7 +87,7 @@ def add(request: HttpRequest) -> HttpResponse:
 def resend(request: HttpRequest, email_id: int) -> HttpResponse:
     try:
         email = services.resend_verification(
-            request=request, user=_account(request), email_id=email_id
+            request=request, user=signed_in_user(request), email_id=email_id
         )
     except services.EmailChangeError as refusal:
         return _manage_page(request, error=refusal.message, status=refusal.status)
@@ -105,7 +99,8 @@ def resend(request: HttpRequest, email_id: int) -> HttpResponse:
 @require_recent_auth
 def primary(request: HttpRequest, email_id: int) -> HttpResponse:
     try:
-        email = services.make_primary(request=request, user=_account(request), email_id=email_id)
+        user = signed_in_user(request)
+        email = services.make_primary(request=request, user=user, email_id=email_id)
     except services.EmailChangeError as refusal:
         return _manage_page(request, error=refusal.message, status=refusal.status)
     messages.success(request, f"{email.address} is now your primary address.")
@@ -116,7 +111,8 @@ def primary(request: HttpRequest, email_id: int) -> HttpResponse:
 @require_recent_auth
 def remove(request: HttpRequest, email_id: int) -> HttpResponse:
     try:
-        address = services.remove_email(request=request, user=_account(request), email_id=email_id)
+        user = signed_in_user(request)
+        address = services.remove_email(request=request, user=user, email_id=email_id)
     except services.EmailChangeError as refusal:
         return _manage_page(request, error=refusal.message, status=refusal.status)
     messages.success(request, f"Removed {address}.")
@@ -133,7 +129,7 @@ def replace(request: HttpRequest, email_id: int) -> HttpResponse:
     try:
         email = services.replace_unverified_email(
             request=request,
-            user=_account(request),
+            user=signed_in_user(request),
             email_id=email_id,
             new_address=form.cleaned_data["address"],
         )

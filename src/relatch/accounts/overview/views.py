@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from relatch.accounts.models import User
+from relatch.accounts.current import signed_in_user
 from relatch.accounts.overview.checkup import security_checkup
 from relatch.accounts.overview.forms import NameForm
 from relatch.accounts.overview.queries import addresses, event_rows, recent_event_rows
@@ -16,14 +16,8 @@ from relatch.accounts.sessions.queries import session_count
 from relatch.audit.queries import security_history_page
 
 
-def _account(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # LoginRequiredMiddleware let only signed-in users through
-    return user
-
-
 def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) -> HttpResponse:
-    user = _account(request)
+    user = signed_in_user(request)
     items = security_checkup(user=user)
     context: dict[str, Any] = {
         "name_form": form,
@@ -40,7 +34,7 @@ def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) ->
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     """The account at a glance, and what to do next to keep it safe."""
-    return _render_overview(request, NameForm(initial={"name": _account(request).name}))
+    return _render_overview(request, NameForm(initial={"name": signed_in_user(request).name}))
 
 
 @require_POST
@@ -49,7 +43,7 @@ def edit_name(request: HttpRequest) -> HttpResponse:
     form = NameForm(request.POST)
     if not form.is_valid():
         return _render_overview(request, form, status=400)
-    if change_name(request=request, user=_account(request), name=form.cleaned_data["name"]):
+    if change_name(request=request, user=signed_in_user(request), name=form.cleaned_data["name"]):
         messages.success(request, "Your name was updated.")
     else:
         messages.info(request, "Your name is unchanged.")
@@ -60,7 +54,7 @@ def edit_name(request: HttpRequest) -> HttpResponse:
 def history(request: HttpRequest) -> HttpResponse:
     """The account's security events, newest first, 25 a page; a bad page number shows the
     first or the last page."""
-    page = security_history_page(user=_account(request), page_number=request.GET.get("page"))
+    page = security_history_page(user=signed_in_user(request), page_number=request.GET.get("page"))
     return render(
         request,
         "accounts/overview/history.html",

@@ -1,51 +1,22 @@
 """The sessions page: list the account's signed-in browsers and end them (ASVS 7.5.2)."""
 
-from collections.abc import Callable
-from functools import wraps
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from relatch.accounts.models import User
-from relatch.accounts.reauth import (
-    is_recently_authenticated,
-    reauthenticate_url,
-    require_recent_auth,
-)
+from relatch.accounts.current import signed_in_user
+from relatch.accounts.reauth import require_recent_auth, require_recent_auth_then
 from relatch.accounts.sessions.queries import is_current_session, other_session_count, session_rows
 from relatch.accounts.sessions.services import current_digest, end_other_sessions, end_session
-
-
-def _account(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)  # LoginRequiredMiddleware let only signed-in users through
-    return user
-
-
-def _recent_auth_then_list[**P](view: Callable[P, HttpResponse]) -> Callable[P, HttpResponse]:
-    """Like ``require_recent_auth`` for the page's buttons: a stale POST changes nothing and,
-    after the password is confirmed, brings the user back to the list (not to a POST-only URL)."""
-
-    @wraps(view)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> HttpResponse:
-        request = args[0]
-        assert isinstance(request, HttpRequest)
-        if is_recently_authenticated(request):
-            return view(*args, **kwargs)
-        messages.info(request, "Confirm your password, then end the session again.")
-        return redirect(reauthenticate_url(reverse("sessions:list")))
-
-    return wrapper
 
 
 @require_GET
 @require_recent_auth
 def session_list(request: HttpRequest) -> HttpResponse:
     """Every signed-in browser of the account, most recently active first."""
-    rows = session_rows(user=_account(request), current_digest=current_digest(request))
+    rows = session_rows(user=signed_in_user(request), current_digest=current_digest(request))
     return render(
         request,
         "accounts/sessions/list.html",
@@ -54,10 +25,10 @@ def session_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-@_recent_auth_then_list
+@require_recent_auth_then("sessions:list")
 def end(request: HttpRequest, session_id: int) -> HttpResponse:
     """End one other session; that browser is signed out on its next request."""
-    user = _account(request)
+    user = signed_in_user(request)
     digest = current_digest(request)
     if is_current_session(user=user, session_id=session_id, current_digest=digest):
         messages.error(request, "That is the session you are using now. Sign out to end it.")
@@ -70,10 +41,10 @@ def end(request: HttpRequest, session_id: int) -> HttpResponse:
 
 
 @require_POST
-@_recent_auth_then_list
+@require_recent_auth_then("sessions:list")
 def end_others(request: HttpRequest) -> HttpResponse:
     """End every session but this one."""
-    user = _account(request)
+    user = signed_in_user(request)
     if not other_session_count(user=user, current_digest=current_digest(request)):
         messages.info(request, "There are no other sessions to end.")
         return redirect("sessions:list")
