@@ -6,6 +6,7 @@ directory, mail to a local outbox) need no configuration at all.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -79,6 +80,7 @@ INSTALLED_APPS = [
     "relatch.accounts",
     "relatch.audit",
     "relatch.notify",
+    "relatch.mfa",
     "relatch.web",
 ]
 
@@ -164,6 +166,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # A reset link lives one hour (OWASP FP4); it also dies at sign-in and password change.
 PASSWORD_RESET_TIMEOUT = 3600
 EMAIL_VERIFICATION_MAX_AGE = 24 * 3600
+# Self-service recovery (password + a second factor, mailbox lost): the wait before the device
+# is trusted, announced to every verified address.
+SELF_RECOVERY_WAIT = timedelta(hours=_env_int("RELATCH_SELF_RECOVERY_WAIT_HOURS", 72))
+# The link that confirms a sign-in from a new device lives ten minutes (ASVS 6.5.5).
+NEW_DEVICE_LINK_MAX_AGE = 10 * 60
+# Days after enrolling a second factor when a mail asks the user to check their codes and app.
+FACTOR_REMINDER_DAYS = _env_int("RELATCH_FACTOR_REMINDER_DAYS", 14)
 # Sensitive actions ask for the password again when the last one is older than this (ASVS 7.5.1).
 REAUTH_MAX_AGE = _env_int("RELATCH_REAUTH_MAX_AGE", 10 * 60)
 

@@ -31,6 +31,22 @@ class EventKind(models.TextChoices):
         "Someone tried to register with your address",
     )
     NAME_CHANGED = "name_changed", "Name changed"
+    TOTP_ADDED = "totp_added", "Authenticator app added"
+    TOTP_REMOVED = "totp_removed", "Authenticator app removed"
+    WEBAUTHN_ADDED = "webauthn_added", "Security key added"
+    WEBAUTHN_RENAMED = "webauthn_renamed", "Security key renamed"
+    WEBAUTHN_REMOVED = "webauthn_removed", "Security key removed"
+    RECOVERY_CODES_GENERATED = "recovery_codes_generated", "New recovery codes made"
+    RECOVERY_CODES_CONFIRMED = "recovery_codes_confirmed", "Recovery codes confirmed as saved"
+    RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+    SECOND_FACTOR_FAILED = "second_factor_failed", "Wrong second factor after a correct password"
+    NEW_DEVICE_CONFIRMATION_SENT = "new_device_confirmation_sent", "New-device sign-in link sent"
+    NEW_DEVICE_CONFIRMED = "new_device_confirmed", "Sign-in from a new device confirmed"
+    DEVICE_FORGOTTEN = "device_forgotten", "Trusted device removed"
+    SELF_RECOVERY_STARTED = "self_recovery_started", "Self-service recovery started"
+    SELF_RECOVERY_CANCELLED = "self_recovery_cancelled", "Self-service recovery cancelled"
+    SELF_RECOVERY_COMPLETED = "self_recovery_completed", "Self-service recovery completed"
+    FACTOR_REMINDER_SENT = "factor_reminder_sent", "Reminder to check second factors sent"
     SESSION_ENDED = "session_ended", "Session ended"
     OTHER_SESSIONS_ENDED = "other_sessions_ended", "All other sessions ended"
 

@@ -1,0 +1,60 @@
+"""What an account's second factors allow: the one place later issues ask.
+
+A second factor is an authenticator app or a security key. Recovery codes are a way back in,
+not a factor of their own: they never count as having two-step sign-in.
+"""
+
+from relatch.accounts.models import User
+from relatch.mfa.models import TotpDevice, WebAuthnCredential
+
+
+class SecondFactorRequiredError(Exception):
+    """The action needs an account with an authenticator app or a security key."""
+
+    def __init__(self, action: str) -> None:
+        self.message = (
+            f"{action} needs two-step sign-in. Add an authenticator app or a security key "
+            "to your account first."
+        )
+        super().__init__(self.message)
+
+
+def has_totp(user: User) -> bool:
+    return TotpDevice.objects.filter(user=user).exists()
+
+
+def has_webauthn(user: User) -> bool:
+    return WebAuthnCredential.objects.filter(user=user).exists()
+
+
+def has_second_factor(user: User) -> bool:
+    """True when the account signs in with an authenticator app or a security key."""
+    return has_totp(user) or has_webauthn(user)
+
+
+def require_second_factor(*, user: User, action: str) -> None:
+    """Raise SecondFactorRequiredError unless ``user`` has a second factor.
+
+    Uploading and managing projects (issue 4) call this before anything else.
+    """
+    if not has_second_factor(user):
+        raise SecondFactorRequiredError(action)
+
+
+def owns_projects(user: User) -> bool:
+    """Whether the account owns a project. No project exists before the package index (issue 4),
+    which replaces this with a query on its roles."""
+    return False
+
+
+def refusal_to_remove_factor(*, user: User, remaining_after: int) -> str | None:
+    """Why a second factor may not be removed, or None when it may.
+
+    ``remaining_after`` is how many second factors the account keeps after the removal.
+    """
+    if remaining_after == 0 and owns_projects(user):
+        return (
+            "This is your last second factor and your account owns projects: projects need "
+            "two-step sign-in to stay safe. Add another authenticator app or security key first."
+        )
+    return None
