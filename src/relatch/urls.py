@@ -5,5 +5,11 @@ from relatch.web import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("account/", include("relatch.accounts.urls")),
+    path("account/two-factor/", include("relatch.mfa.urls")),
+    path("account/two-factor/app/", include("relatch.mfa.totp.urls")),
+    path("account/two-factor/keys/", include("relatch.mfa.webauthn.urls")),
+    path("account/two-factor/recovery-codes/", include("relatch.mfa.recovery_codes.urls")),
+    path("account/login/", include("relatch.mfa.newdevice.urls")),
+    path("account/recovery/", include("relatch.mfa.selfservice.urls")),
     path("dev/", include("relatch.notify.urls")),
 ]

@@ -3,9 +3,12 @@
 import logging
 import re
 
-# Path segments after these prefixes are tokens (verification and reset links); a log line,
+# Path segments after these prefixes are tokens (verification, reset, new-device and
+# self-recovery-cancel links); a log line,
 # Django's or gunicorn's, shows them as [redacted] so a log reader cannot use the link.
-_SECRET_PATH = re.compile(r"(/account/(?:emails/verify|reset)/)[^\s\"?]+")
+_SECRET_PATH = re.compile(
+    r"(/account/(?:emails/verify|reset|login/confirm|recovery/cancel)/)[^\s\"?]+"
+)
 
 
 def redact(text: str) -> str:

@@ -1,0 +1,4 @@
+from django.urls import URLPattern
+
+app_name = "newdevice"
+urlpatterns: list[URLPattern] = []
