@@ -35,7 +35,7 @@ def test_serve_creates_data_dir_answers_over_http_and_stops_on_sigterm(tmp_path)
     with running_server(tmp_path) as server:
         assert (server.data_dir / "relatch.sqlite3").is_file()
         assert (server.data_dir / "secret_key").is_file()
-        assert server.url == f"http://127.0.0.1:{server.port}"
+        assert server.url == f"http://localhost:{server.port}"
         assert f"{server.url}/dev/outbox/" in server.output()
 
         status, body, headers = server.get("/")
@@ -86,9 +86,9 @@ def test_the_worker_started_by_serve_delivers_mail_over_smtp(tmp_path, mail):
 @pytest.mark.parametrize(
     ("host", "base_url"),
     [
-        ("0.0.0.0", "http://127.0.0.1:9000"),  # noqa: S104  (a name here, nothing is bound)
-        ("::", "http://[::1]:9000"),
-        ("127.0.0.1", "http://127.0.0.1:9000"),
+        ("0.0.0.0", "http://localhost:9000"),  # noqa: S104  (a name here, nothing is bound)
+        ("::", "http://localhost:9000"),
+        ("127.0.0.1", "http://localhost:9000"),
         ("localhost", "http://localhost:9000"),
         ("2001:db8::5", "http://[2001:db8::5]:9000"),
     ],

@@ -104,7 +104,7 @@ def _session_cookie_set_by_middleware(request: HttpRequest):
 def test_defaults_are_for_plain_http_on_loopback_and_without_debug(tmp_path):
     values = computed(tmp_path, {}, *HTTPS_NAMES, "BASE_URL", "OUTBOX_ENABLED")
     assert values["DEBUG"] is False
-    assert values["BASE_URL"] == "http://127.0.0.1:8000"
+    assert values["BASE_URL"] == "http://localhost:8000"
     assert values["SESSION_COOKIE_SECURE"] is False and values["SECURE_HSTS_SECONDS"] == 0
     assert values["SECURE_SSL_REDIRECT"] is False
     assert values["SESSION_COOKIE_NAME"] == "relatch-session"

@@ -101,7 +101,10 @@ def _check_can_listen(host: str, port: int) -> None:
 
 def _default_base_url(host: str, port: int) -> str:
     # A wildcard address is not a name a browser can use; loopback is, and is always allowed.
+    # Loopback is named "localhost": browsers refuse an IP address as a security key's site.
     shown = _WILDCARD_HOSTS.get(host, host)
+    if shown in {"127.0.0.1", "::1"}:
+        shown = "localhost"
     return f"http://{_host_port(shown, port)}"
 
 

@@ -32,7 +32,7 @@ DATA_DIR = Path(os.environ.get("RELATCH_DATA_DIR") or Path.cwd() / "data").resol
 DEBUG = _env_bool("RELATCH_DEBUG")
 TESTING = _env_bool("RELATCH_TESTING")
 
-BASE_URL = os.environ.get("RELATCH_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+BASE_URL = os.environ.get("RELATCH_BASE_URL", "http://localhost:8000").rstrip("/")
 _base = urlsplit(BASE_URL)
 if _base.scheme not in {"http", "https"} or not _base.hostname:
     raise ValueError(f"RELATCH_BASE_URL must be an http(s) URL, not {BASE_URL!r}")
