@@ -1,4 +1,10 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from relatch.mfa.totp import views
 
 app_name = "totp"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.setup, name="setup"),
+    path("confirm/", views.confirm, name="confirm"),
+    path("remove/", views.remove, name="remove"),
+]
