@@ -1,4 +1,11 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from relatch.mfa.webauthn import views
 
 app_name = "webauthn"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.key_list, name="list"),
+    path("add/", views.add, name="add"),
+    path("<int:key_id>/rename/", views.rename, name="rename"),
+    path("<int:key_id>/remove/", views.remove, name="remove"),
+]
