@@ -8,8 +8,9 @@ Why it matters: the per-account limit on failed passwords applies only to device
 does not know (see ``relatch.accounts.signin.throttling``). A stranger guessing passwords can
 slow down sign-ins from *new* devices, but never locks the owner out of their own browser.
 
-Issue 3 adds a new-device email check on top: ``KnownDevice.confirmed`` is reserved for it and is
-left False here; until then every browser that completed a sign-in counts as known.
+Issue 3 adds a new-device email check on top (``relatch.mfa.newdevice``): ``KnownDevice.confirmed``
+is set when a sign-in from the device was confirmed through the mailed link or a self-service
+recovery; every browser that completed a sign-in counts as known.
 """
 
 import hashlib
@@ -28,6 +29,8 @@ COOKIE_MAX_AGE = timedelta(days=365)
 _COOKIE_SALT = "relatch.accounts.devices"
 # token_urlsafe(32): 43 URL-safe characters, 256 bits; anything else in the cookie is ignored.
 _DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+# An id issued during this request (its cookie is only on the response), for later reads.
+_ISSUED_ATTR = "relatch_issued_device_id"
 
 
 def cookie_name() -> str:
@@ -40,7 +43,11 @@ def device_digest(device_id: str) -> str:
 
 
 def device_id_from_request(request: HttpRequest) -> str | None:
-    """The device id in the request's cookie, or None when absent, forged, expired or malformed."""
+    """The device id in the request's cookie (or issued during this request), or None when
+    absent, forged, expired or malformed."""
+    issued = getattr(request, _ISSUED_ATTR, None)
+    if isinstance(issued, str):
+        return issued
     value = request.get_signed_cookie(
         cookie_name(),
         default=None,
@@ -65,30 +72,38 @@ def is_known_device(*, request: HttpRequest, user: User) -> bool:
     return KnownDevice.objects.filter(user=user, device_digest=digest).exists()
 
 
-def remember_device(*, request: HttpRequest, response: HttpResponse, user: User) -> KnownDevice:
+def device_id_for_response(*, request: HttpRequest, response: HttpResponse) -> str:
+    """This browser's device id, a new one when it has none; its cookie is (re)set on
+    ``response`` and later reads within this request see the id."""
+    device_id = device_id_from_request(request) or secrets.token_urlsafe(32)
+    setattr(request, _ISSUED_ATTR, device_id)
+    _set_cookie(response, device_id)
+    return device_id
+
+
+def remember_device(
+    *, request: HttpRequest, response: HttpResponse, user: User, confirmed: bool = False
+) -> KnownDevice:
     """Record that this browser signed in to ``user`` and (re)set its cookie on ``response``.
 
     The id in an existing cookie is kept (so the browser stays known to its other accounts);
-    the cookie is set again so its year of validity starts over at each sign-in.
+    the cookie is set again so its year of validity starts over at each sign-in. ``confirmed``
+    marks the device as confirmed (never unmarks it).
     """
-    device_id = device_id_from_request(request) or secrets.token_urlsafe(32)
+    device_id = device_id_for_response(request=request, response=response)
     now = timezone.now()
+    seen = {
+        "last_seen": now,
+        "ip_address": client_ip(request),
+        "user_agent": client_user_agent(request),
+    }
+    confirmation = {"confirmed": True} if confirmed else {}
     device, _ = KnownDevice.objects.update_or_create(
         user=user,
         device_digest=device_digest(device_id),
-        defaults={
-            "last_seen": now,
-            "ip_address": client_ip(request),
-            "user_agent": client_user_agent(request),
-        },
-        create_defaults={
-            "first_seen": now,
-            "last_seen": now,
-            "ip_address": client_ip(request),
-            "user_agent": client_user_agent(request),
-        },
+        defaults={**seen, **confirmation},
+        create_defaults={"first_seen": now, **seen, **confirmation},
     )
-    _set_cookie(response, device_id)
     return device
 
 

@@ -67,25 +67,46 @@ def check_password_step(*, request: HttpRequest, identifier: str, password: str)
 
 @transaction.atomic
 def complete_signin(
-    *, request: HttpRequest, response: HttpResponse, user: User, factor: Factor
+    *,
+    request: HttpRequest,
+    response: HttpResponse,
+    user: User,
+    factor: Factor,
+    confirm_device: bool = False,
+    details: dict[str, str | bool] | None = None,
 ) -> UserSession:
     """Sign ``user`` in after every factor passed: new session id (ASVS 7.2.4), a listed
-    session, a fresh re-authentication, this browser remembered, failures forgotten."""
+    session, a fresh re-authentication, this browser remembered (``confirm_device``: as
+    confirmed), failures forgotten. A second factor from a known device, or a security key,
+    also cancels a waiting self-service recovery (the owner is evidently here)."""
     new_device = not is_known_device(request=request, user=user)
     _leave_current_session(request)
     auth_login(request, user)
     row = start_session(request=request, user=user)
     mark_reauthenticated(request)
-    remember_device(request=request, response=response, user=user)
+    remember_device(request=request, response=response, user=user, confirmed=confirm_device)
     throttling.forget_failures(user=user)
     record_event(
         user=user,
         kind=EventKind.SIGNIN_SUCCEEDED,
         request=request,
         factor=factor,
-        details={"new_device": new_device},
+        details={"new_device": new_device, **(details or {})},
     )
+    _cancel_waiting_recovery(request, user, factor, new_device=new_device)
     return row
+
+
+def _cancel_waiting_recovery(
+    request: HttpRequest, user: User, factor: Factor, *, new_device: bool
+) -> None:
+    # Imported here: the mfa package builds on accounts, not the other way round.
+    from relatch.mfa.selfservice.services import cancel_on_trusted_signin
+
+    if factor == Factor.WEBAUTHN:
+        cancel_on_trusted_signin(request=request, user=user, closed_by="security_key_signin")
+    elif factor in (Factor.TOTP, Factor.RECOVERY_CODE) and not new_device:
+        cancel_on_trusted_signin(request=request, user=user, closed_by="known_device_signin")
 
 
 @transaction.atomic

@@ -14,6 +14,8 @@ from relatch.accounts.models import User
 from relatch.accounts.signin import services
 from relatch.accounts.signin.forms import ReauthenticateForm, SignInForm
 from relatch.audit.models import Factor
+from relatch.mfa.newdevice.partial import begin_partial_signin
+from relatch.mfa.policy import has_second_factor
 
 MAX_NEXT_LENGTH = 2000
 
@@ -41,6 +43,10 @@ def login(request: HttpRequest) -> HttpResponse:
             identifier=form.cleaned_data["identifier"],
             password=form.cleaned_data["password"],
         )
+        if step.user is not None and has_second_factor(step.user):
+            # Not signed in yet: the second step decides (relatch.mfa.newdevice).
+            begin_partial_signin(request=request, user=step.user, next_url=requested_next(request))
+            return redirect("newdevice:second_step")
         if step.user is not None:
             response = redirect(requested_next(request) or reverse("account:overview"))
             services.complete_signin(

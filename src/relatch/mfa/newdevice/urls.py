@@ -1,4 +1,15 @@
-from django.urls import URLPattern
+from django.urls import path
 
+from relatch.mfa.newdevice import views
+
+# Mounted at /account/login/: the mailed link MUST stay /account/login/confirm/<token>/ (that
+# prefix is redacted in the logs).
 app_name = "newdevice"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("second-step/", views.second_step, name="second_step"),
+    path("second-step/app/", views.app_code, name="app_code"),
+    path("second-step/key/", views.security_key, name="security_key"),
+    path("second-step/recovery-code/", views.recovery_code, name="recovery_code"),
+    path("check-mail/", views.check_mail, name="check_mail"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+]

@@ -1,0 +1,92 @@
+"""Starting a self-service recovery, its status page, and the mailed cancel link."""
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from relatch.audit.models import Factor
+from relatch.mfa.newdevice.notices import factor_label
+from relatch.mfa.newdevice.partial import current_partial_signin
+from relatch.mfa.selfservice import services
+
+_TEMPLATES = "mfa/selfservice"
+
+
+def _refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    return render(request, f"{_TEMPLATES}/refused.html", {"reason": message}, status=status)
+
+
+@login_not_required
+@never_cache
+@require_POST
+def start(request: HttpRequest) -> HttpResponse:
+    """ "I no longer have access to my email": start the wait (the code is not spent)."""
+    partial = current_partial_signin(request)
+    if partial is None:
+        return _refused(
+            request,
+            "Your sign-in expired before the recovery could start. Sign in again with your "
+            "password and a code, then choose “I no longer have access to my email”.",
+            400,
+        )
+    response = redirect("selfrecovery:status")
+    try:
+        services.start_self_recovery(request=request, response=response, partial=partial)
+    except services.SelfRecoveryError as refusal:
+        return _refused(request, refusal.message, refusal.status)
+    return response
+
+
+@login_not_required
+@never_cache
+@require_GET
+def status(request: HttpRequest) -> HttpResponse:
+    """What this browser's recovery waits for, and until when."""
+    rows = [
+        {
+            "recovery": recovery,
+            "factor_label": factor_label(recovery.factor),
+            "over": recovery.ends_at <= timezone.now(),
+        }
+        for recovery in services.browser_recoveries(request)
+    ]
+    wait_hours = int(settings.SELF_RECOVERY_WAIT.total_seconds() // 3600)
+    context = {"rows": rows, "wait_hours": wait_hours}
+    return render(request, f"{_TEMPLATES}/status.html", context)
+
+
+def _no_referrer(response: HttpResponse) -> HttpResponse:
+    # The token is in this page's URL: no other site may learn it from a Referer.
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def cancel(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a "Cancel this recovery" button (mail scanners follow links); POST cancels."""
+    try:
+        if request.method == "POST":
+            recovery = services.cancel_by_owner_link(request=request, token=token)
+        else:
+            recovery = services.recovery_for_cancel_link(token=token)
+    except services.SelfRecoveryError as refusal:
+        page = render(
+            request,
+            f"{_TEMPLATES}/cancel_refused.html",
+            {"reason": refusal.message},
+            status=refusal.status,
+        )
+        return _no_referrer(page)
+    template = "cancelled.html" if request.method == "POST" else "cancel_confirm.html"
+    context = {
+        "recovery": recovery,
+        "factor_label": factor_label(recovery.factor),
+        "is_code": recovery.factor == Factor.RECOVERY_CODE,
+    }
+    return _no_referrer(render(request, f"{_TEMPLATES}/{template}", context))
