@@ -1,4 +1,8 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from relatch.mfa import views
 
 app_name = "mfa"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.overview, name="overview"),
+]
