@@ -79,14 +79,17 @@ def wrong_app_code(secret: str) -> str:
     return next(c for c in (f"{n:06d}" for n in range(0, 10**6, 7919)) if c not in near)
 
 
-def register_key(user: User) -> SoftAuthenticator:
-    """A security key registered through the security-key services."""
+def register_key(
+    user: User, *, discoverable: bool = False, label: str = "Blue key"
+) -> SoftAuthenticator:
+    """A security key registered through the security-key services; ``discoverable`` makes
+    it a passkey (it keeps the account's userHandle and answers without allowCredentials)."""
     from relatch.mfa.recovery_codes.services import has_confirmed_codes
     from relatch.mfa.webauthn import services
 
     if not has_confirmed_codes(user):
         make_codes(user)
-    key = SoftAuthenticator(discoverable=False)
+    key = SoftAuthenticator(discoverable=discoverable)
     session = SessionStore()
     session.create()
     options = services.registration_options(request=_request(session), user=user)
@@ -94,7 +97,7 @@ def register_key(user: User) -> SoftAuthenticator:
     services.register_key(
         request=_request(SessionStore(session_key=session.session_key)),
         user=user,
-        label="Blue key",
+        label=label,
         credential_json=key.register(options),
     )
     return key

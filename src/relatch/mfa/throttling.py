@@ -21,7 +21,17 @@ The policy (ASVS 6.1.1 asks for it to be written down; NIST N20/N21, ASVS 6.3.1)
    carries 80 random bits, so their limit only bounds the Argon2 work, not a guessing chance.
 4. **Per client IP and factor**: at most ``IP_LIMIT`` failures in a moving window, whatever the
    account: one machine holding many stolen passwords cannot try codes against all of them.
-5. A success disregards every earlier failure of every factor (NIST N21).
+5. A success disregards every earlier failure of every factor (NIST N21): a sign-in, a password
+   reset, or a full re-authentication (password and a factor, ``relatch.mfa.reauth``).
+6. **Re-authentication counts too.** A wrong factor while confirming a sensitive action is a
+   REAUTH_FAILED event with that factor and counts exactly like a failed sign-in step, so a
+   stolen session cannot guess codes there beyond these limits.
+7. **Passkeys without a password** (``relatch.mfa.webauthn.passkey_signin``): a failed
+   attempt has no account to count against unless the answer names a registered credential,
+   so it is counted per IP under ``PASSKEY``, and also on that account's security-key factor
+   when the credential is known. Credential ids are not secrets, but Relatch shows them only
+   to someone who got past a password or is signed in; and a stopped security-key factor
+   still leaves the recovery-code path open (point 3).
 
 Residual risk, accepted: someone who has the password can spend the account's factor attempts,
 for hours (the back-off) and at worst until the owner resets the password; each failure after a
@@ -49,12 +59,21 @@ HARD_STOP: dict[str, int] = {
 IP_LIMIT = "30/15 minutes"
 IP_WINDOW = timedelta(minutes=15)
 # Events after which earlier failures no longer count (NIST N21).
-_RESETTING_KINDS = (EventKind.SIGNIN_SUCCEEDED, EventKind.PASSWORD_RESET)
+_RESETTING_KINDS = (
+    EventKind.SIGNIN_SUCCEEDED,
+    EventKind.PASSWORD_RESET,
+    EventKind.REAUTH_SUCCEEDED,
+)
+# Failures of a factor, whether while signing in or while confirming a sensitive action.
+_FAILURE_KINDS = (EventKind.SIGNIN_FAILED, EventKind.REAUTH_FAILED)
+# The IP counter of passkey sign-ins without a password, apart from second-step keys.
+PASSKEY = "passkey"
 
 _FACTOR_WORDS: dict[str, str] = {
     Factor.TOTP: "app codes",
     Factor.WEBAUTHN: "security key attempts",
     Factor.RECOVERY_CODE: "recovery codes",
+    PASSKEY: "passkey attempts",
 }
 
 
@@ -106,7 +125,7 @@ def consecutive_failures(*, user: User, factor: str) -> tuple[int, datetime | No
         .first()
     )
     failures = SecurityEvent.objects.filter(
-        user=user, kind=EventKind.SIGNIN_FAILED, factor=factor, id__gt=reset_id or 0
+        user=user, kind__in=_FAILURE_KINDS, factor=factor, id__gt=reset_id or 0
     )
     latest = failures.order_by("-id").values_list("created_at", flat=True).first()
     return failures.count(), latest
@@ -117,8 +136,8 @@ def factor_throttle(*, user: User, factor: str, ip: str | None) -> FactorThrottl
 
     The caller holds a lock on the user's row, so parallel attempts are judged one at a time.
     """
-    if not ratelimit.allows(scope=_ip_scope(factor), key=ip or "unknown", limit=IP_LIMIT):
-        return FactorThrottle(factor=factor, reason=Reason.IP)
+    if refusal := ip_throttle(factor=factor, ip=ip):
+        return refusal
     failures, latest = consecutive_failures(user=user, factor=factor)
     if failures >= HARD_STOP.get(factor, 20):
         return FactorThrottle(factor=factor, reason=Reason.STOPPED)
@@ -131,9 +150,17 @@ def factor_throttle(*, user: User, factor: str, ip: str | None) -> FactorThrottl
     return FactorThrottle(factor=factor, reason=Reason.WAIT, wait=remaining)
 
 
+def ip_throttle(*, factor: str, ip: str | None) -> FactorThrottle | None:
+    """Refuse when the client's address has had ``IP_LIMIT`` failures with ``factor`` (or
+    ``PASSKEY``) in the window, whatever the account."""
+    if ratelimit.allows(scope=_ip_scope(factor), key=ip or "unknown", limit=IP_LIMIT):
+        return None
+    return FactorThrottle(factor=factor, reason=Reason.IP)
+
+
 def count_ip_failure(*, factor: str, ip: str | None) -> None:
     """Count a failed attempt against the client's address (the account's count is the
-    SIGNIN_FAILED event the caller writes)."""
+    SIGNIN_FAILED or REAUTH_FAILED event the caller writes)."""
     ratelimit.hit(scope=_ip_scope(factor), key=ip or "unknown", limit=IP_LIMIT)
 
 

@@ -136,10 +136,14 @@ def confirm_password(
 
 
 def reauthenticate(*, request: HttpRequest, user: User, password: str) -> PasswordStep:
-    """Password again before a sensitive action (ASVS 7.5.1); on success a new session id."""
+    """Password again before a sensitive action (ASVS 7.5.1); on success a new session id.
+
+    For an account WITHOUT a second factor only: one with a factor confirms the password with
+    ``relatch.mfa.reauth.services.confirm_password_then_factor`` and then a factor.
+    """
     step = confirm_password(request=request, user=user, password=password, during="reauth")
     if step.user is not None:
-        _finish_reauthentication(request, user)
+        finish_reauthentication(request=request, user=user)
     return step
 
 
@@ -156,12 +160,25 @@ def session_row_follows_key(*, request: HttpRequest, user: User) -> Iterator[Non
 
 
 @transaction.atomic
-def _finish_reauthentication(request: HttpRequest, user: User) -> None:
+def finish_reauthentication(
+    *,
+    request: HttpRequest,
+    user: User,
+    factor: Factor = Factor.PASSWORD,
+    details: dict[str, str | bool] | None = None,
+) -> None:
+    """Every proof a re-authentication asks for passed (the password; for an account with a
+    second factor, that factor too, ``relatch.mfa.reauth``): a new session id (ASVS 7.2.4),
+    recently authenticated from now on, and a REAUTH_SUCCEEDED event with ``factor``."""
     with session_row_follows_key(request=request, user=user):
         request.session.cycle_key()  # a key seen before the proof is worth nothing after it
     mark_reauthenticated(request)
     record_event(
-        user=user, kind=EventKind.REAUTH_SUCCEEDED, request=request, factor=Factor.PASSWORD
+        user=user,
+        kind=EventKind.REAUTH_SUCCEEDED,
+        request=request,
+        factor=factor,
+        details=details or {},
     )
 
 

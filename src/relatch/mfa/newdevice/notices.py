@@ -44,9 +44,12 @@ def factor_label(factor: str) -> str:
 
 
 @transaction.atomic
-def note_second_factor_failure(*, request: HttpRequest, user: User, factor: str) -> bool:
-    """Write SECOND_FACTOR_FAILED for a partial sign-in's first failed factor and mail the
-    owner unless they were mailed within NOTICE_INTERVAL. Returns whether mail was sent."""
+def note_second_factor_failure(
+    *, request: HttpRequest, user: User, factor: str, during: str = "signin"
+) -> bool:
+    """Write SECOND_FACTOR_FAILED for the first failed factor after a correct password (of a
+    partial sign-in, or of a re-authentication: ``during="reauth"``) and mail the owner unless
+    they were mailed within NOTICE_INTERVAL. Returns whether mail was sent."""
     since = timezone.now() - NOTICE_INTERVAL
     recently = SecurityEvent.objects.filter(
         user=user,
@@ -59,13 +62,18 @@ def note_second_factor_failure(*, request: HttpRequest, user: User, factor: str)
         kind=EventKind.SECOND_FACTOR_FAILED,
         request=request,
         factor=factor,
-        details={"notified": not recently},
+        # A sign-in's events keep their first shape; a re-authentication's say so.
+        details={"notified": not recently, **({"during": during} if during != "signin" else {})},
     )
     if recently:
         return False
     announce_to_account(
         user=user,
         template="signin_factor_failed",
-        context={**client_facts(request), "factor_label": factor_label(factor)},
+        context={
+            **client_facts(request),
+            "factor_label": factor_label(factor),
+            "during_reauth": during == "reauth",
+        },
     )
     return True

@@ -27,16 +27,21 @@ from relatch.accounts.devices import is_known_device
 from relatch.accounts.models import User
 from relatch.accounts.signin.services import complete_signin
 from relatch.audit.models import EventKind, Factor
-from relatch.audit.services import record_event
-from relatch.mfa import throttling
+from relatch.mfa.factor_checks import (
+    FactorCheck,
+    check_app_code,
+    check_recovery_code,
+    check_security_key,
+    lock_account,
+    record_factor_failure,
+)
 from relatch.mfa.models import NewDeviceConfirmation, RecoveryCode, SelfServiceRecovery
 from relatch.mfa.newdevice import confirmation as confirmations
 from relatch.mfa.newdevice.notices import note_second_factor_failure
 from relatch.mfa.newdevice.partial import PartialSignin, end_partial_signin, update_partial_signin
 from relatch.mfa.selfservice import services as selfservice
-from relatch.web.client import client_ip
 
-WRONG_RECOVERY_CODE = "That is not one of your unused recovery codes."
+_DURING = "second_factor"  # how SIGNIN_THROTTLED events name this step
 # Links mailed per account and hour: enough for typos and a second try, not a mail flood
 # from someone who holds the password and one (unspent, so reusable) recovery code.
 MAX_CONFIRMATIONS_PER_HOUR = 5
@@ -66,17 +71,9 @@ def sign_in_with_app_code(
     *, request: HttpRequest, response: HttpResponse, partial: PartialSignin, code: str
 ) -> StepOutcome:
     """The second step with an authenticator app code (already well-formed, see the form)."""
-    from relatch.mfa.totp.services import verify_totp
-
-    user = _lock(partial.user)
-    if refusal := _throttle(request, user, Factor.TOTP):
-        return refusal
-    check = verify_totp(request=request, user=user, code=code)
-    if check.reason in ("malformed", "no_device"):  # not an attempt at a code: not counted
-        return _refused(check.message, status=400)
-    if not check.ok:
-        return _failed(request, partial, user, Factor.TOTP, check.reason, check.message)
-    return _passed(request, response, partial, user, Factor.TOTP)
+    user = lock_account(partial.user)
+    check = check_app_code(request=request, user=user, code=code, during=_DURING)
+    return _after_check(request, response, partial, user, check)
 
 
 @transaction.atomic
@@ -84,15 +81,9 @@ def sign_in_with_recovery_code(
     *, request: HttpRequest, response: HttpResponse, partial: PartialSignin, code: str
 ) -> StepOutcome:
     """The second step with a recovery code; it is spent only when the sign-in completes."""
-    from relatch.mfa.recovery_codes.services import find_unused_code
-
-    user = _lock(partial.user)
-    if refusal := _throttle(request, user, Factor.RECOVERY_CODE):
-        return refusal
-    found = find_unused_code(user=user, code=code)
-    if found is None:
-        return _failed(request, partial, user, Factor.RECOVERY_CODE, "wrong", WRONG_RECOVERY_CODE)
-    return _passed(request, response, partial, user, Factor.RECOVERY_CODE, found)
+    user = lock_account(partial.user)
+    check = check_recovery_code(request=request, user=user, code=code, during=_DURING)
+    return _after_check(request, response, partial, user, check)
 
 
 @transaction.atomic
@@ -100,63 +91,44 @@ def sign_in_with_security_key(
     *, request: HttpRequest, response: HttpResponse, partial: PartialSignin, credential_json: str
 ) -> StepOutcome:
     """The second step with a security key: phishing-resistant, so no new-device check."""
-    from relatch.mfa.webauthn.services import WebAuthnError, verify_authentication
-
-    user = _lock(partial.user)
-    if refusal := _throttle(request, user, Factor.WEBAUTHN):
-        return refusal
-    try:
-        verify_authentication(request=request, user=user, credential_json=credential_json)
-    except WebAuthnError as error:
-        if error.reason == "malformed":  # not an answer from a key: not an attempt
-            return _refused(error.message, status=400)
-        return _failed(request, partial, user, Factor.WEBAUTHN, error.reason, error.message)
-    return _passed(request, response, partial, user, Factor.WEBAUTHN)
-
-
-def _lock(user: User) -> User:
-    # One attempt per account at a time: parallel guesses cannot slip past the counters.
-    return User.objects.select_for_update().get(pk=user.pk)
-
-
-def _throttle(request: HttpRequest, user: User, factor: Factor) -> StepOutcome | None:
-    throttle = throttling.factor_throttle(user=user, factor=factor, ip=client_ip(request))
-    if throttle is None:
-        return None
-    record_event(
-        user=user,
-        kind=EventKind.SIGNIN_THROTTLED,
-        request=request,
-        factor=factor,
-        details={"reason": str(throttle.reason), "during": "second_factor"},
+    user = lock_account(partial.user)
+    check = check_security_key(
+        request=request, user=user, credential_json=credential_json, during=_DURING
     )
-    return _refused(throttle.message, status=429)
+    return _after_check(request, response, partial, user, check)
+
+
+def _after_check(
+    request: HttpRequest,
+    response: HttpResponse,
+    partial: PartialSignin,
+    user: User,
+    check: FactorCheck,
+) -> StepOutcome:
+    if check.passed:
+        return _passed(request, response, partial, user, check.factor, check.code)
+    if check.counted:
+        return _failed(request, partial, user, check)
+    return _refused(check.message, status=check.status)  # a limit, or not an attempt at all
 
 
 def _failed(
-    request: HttpRequest,
-    partial: PartialSignin,
-    user: User,
-    factor: Factor,
-    reason: str,
-    message: str,
+    request: HttpRequest, partial: PartialSignin, user: User, check: FactorCheck
 ) -> StepOutcome:
-    throttling.count_ip_failure(factor=factor, ip=client_ip(request))
-    record_event(
-        user=user,
-        kind=EventKind.SIGNIN_FAILED,
+    record_factor_failure(
         request=request,
-        factor=factor,
+        user=user,
+        check=check,
+        kind=EventKind.SIGNIN_FAILED,
         details={
             "step": "second_factor",
-            "reason": reason,
             "known_device": is_known_device(request=request, user=user),
         },
     )
     if not partial.failure_noted:
-        note_second_factor_failure(request=request, user=user, factor=factor)
+        note_second_factor_failure(request=request, user=user, factor=check.factor)
         update_partial_signin(request, partial, failure_noted=True)
-    return _refused(message)
+    return _refused(check.message)
 
 
 def _passed(

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from relatch.accounts.notices import verified_addresses
 from relatch.accounts.sessions.useragents import describe_user_agent
 from relatch.audit.models import Factor
+from relatch.mfa.factor_page import FactorActions, factor_choices
 from relatch.mfa.models import NewDeviceConfirmation
 from relatch.mfa.newdevice import confirmation as confirmations
 from relatch.mfa.newdevice import services
@@ -50,25 +51,25 @@ def _second_step_page(
     app_form: AppCodeForm | None = None,
     code_form: RecoveryCodeForm | None = None,
 ) -> HttpResponse:
-    from relatch.mfa.webauthn.services import authentication_options
-
     user = partial.user
-    summary = factor_summary(user=user)
-    codes_left = summary.codes.unused if summary.codes else 0
     context = {
+        **factor_choices(
+            request, user, actions=_actions(), app_form=app_form, code_form=code_form
+        ),
         "username": user.username,
-        "summary": summary,
-        "codes_left": codes_left,
-        "webauthn_options": authentication_options(request=request, user=user)
-        if summary.keys
-        else None,
-        "app_form": app_form or AppCodeForm(auto_id="id_app_%s"),
-        "code_form": code_form or RecoveryCodeForm(auto_id="id_recovery_%s"),
         "error": error,
         "recovery": waiting_recovery_for_device(request=request, user=user),
         "expires_at": partial.expires_at,
     }
     return render(request, f"{_TEMPLATES}/second_step.html", context, status=status)
+
+
+def _actions() -> FactorActions:
+    return FactorActions(
+        key=reverse("newdevice:security_key"),
+        app=reverse("newdevice:app_code"),
+        code=reverse("newdevice:recovery_code"),
+    )
 
 
 @login_not_required

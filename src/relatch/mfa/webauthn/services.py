@@ -19,6 +19,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+from webauthn.helpers import base64url_to_bytes
 
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
@@ -30,6 +32,7 @@ from relatch.mfa.reminders import schedule_factor_reminder
 from relatch.mfa.webauthn import ceremony
 from relatch.mfa.webauthn.challenges import Purpose, issue_challenge, take_challenge
 from relatch.mfa.webauthn.errors import WebAuthnError
+from relatch.mfa.webauthn.relying_party import user_handle
 
 __all__ = [
     "MAX_KEYS_PER_ACCOUNT", "MAX_LABEL_LENGTH", "WebAuthnError", "authentication_options",
@@ -42,6 +45,10 @@ MAX_KEYS_PER_ACCOUNT = 20
 
 UNKNOWN_KEY = "That security key is not registered to your account."
 UNKNOWN_PASSKEY = "That passkey is not registered with Relatch."
+PASSKEY_WITHOUT_ACCOUNT = (
+    "This passkey did not say which account it belongs to, so it cannot sign in alone. "
+    "Sign in with your password, then use the key."
+)
 CLONED_KEY = (
     "This security key's use counter went backwards, which can mean the key was copied. "
     "It was refused. If you still hold the key, sign in another way and check your keys."
@@ -81,6 +88,8 @@ def verify_authentication(
     )
     data = ceremony.parse_credential_json(credential_json)
     key = _registered_key(data["id"], user)
+    if user is None:
+        _require_account_handle(data, key)
     new_count = ceremony.verify_assertion(
         data=data, challenge=challenge, key=key, require_verification=user is None
     )
@@ -92,6 +101,19 @@ def verify_authentication(
     key.last_used_at = timezone.now()
     key.save(update_fields=["sign_count", "last_used_at"])
     return key
+
+
+def _require_account_handle(data: dict[str, Any], key: WebAuthnCredential) -> None:
+    """WebAuthn §7.2 step 6: when no account was named first, the passkey must say whose it
+    is (its userHandle) and that must be the account the credential is registered to."""
+    response = data.get("response")
+    sent = response.get("userHandle") if isinstance(response, dict) else None
+    try:
+        handle = base64url_to_bytes(sent) if isinstance(sent, str) and sent else b""
+    except ValueError:
+        handle = b""
+    if not constant_time_compare(handle, user_handle(key.user_id)):
+        raise WebAuthnError(PASSKEY_WITHOUT_ACCOUNT, reason="invalid")
 
 
 def _registered_key(credential_id: str, user: User | None) -> WebAuthnCredential:
