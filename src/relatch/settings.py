@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "relatch.audit",
     "relatch.notify",
     "relatch.mfa",
+    "relatch.index",
     "relatch.web",
 ]
 
@@ -212,6 +213,24 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# Distribution files: on disk in the data directory by default; any Django storage backend
+# (object storage, for instance) can take its place through STORAGES["default"].
+FILES_DIR = Path(os.environ.get("RELATCH_FILES_DIR") or DATA_DIR / "files").resolve()
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(FILES_DIR), "base_url": "/files/"},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Uploads stream to temporary files above this size, so a large upload never sits in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# The largest distribution file accepted (RELATCH_MAX_UPLOAD_MB), and room for metadata fields.
+MAX_UPLOAD_SIZE = _env_int("RELATCH_MAX_UPLOAD_MB", 300) * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Invitations to a project role expire after this many days.
+ROLE_INVITATION_DAYS = 7
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

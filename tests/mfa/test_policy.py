@@ -93,3 +93,15 @@ def test_an_owner_cannot_remove_their_last_second_factor(
         assert "Add another authenticator app or security key first" in reason
     else:
         assert reason is None
+
+
+@pytest.mark.parametrize(("kind", "owns"), [("owner", True), ("maintainer", False)])
+def test_owning_a_project_is_read_from_the_roles(user, kind, owns):
+    from relatch.index.models import Project, Role
+
+    assert not policy.owns_projects(user)
+    project = Project.objects.create(name="Sample", normalized_name="sample")
+    Role.objects.create(project=project, user=user, kind=kind)
+    assert policy.owns_projects(user) is owns
+    reason = policy.refusal_to_remove_factor(user=user, remaining_after=0)
+    assert (reason is not None) is owns

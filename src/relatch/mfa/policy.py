@@ -42,9 +42,10 @@ def require_second_factor(*, user: User, action: str) -> None:
 
 
 def owns_projects(user: User) -> bool:
-    """Whether the account owns a project. No project exists before the package index (issue 4),
-    which replaces this with a query on its roles."""
-    return False
+    """Whether the account is an owner of at least one project."""
+    from relatch.index.models import Role
+
+    return Role.objects.filter(user=user, kind=Role.Kind.OWNER).exists()
 
 
 def refusal_to_remove_factor(*, user: User, remaining_after: int) -> str | None:

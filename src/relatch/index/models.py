@@ -1,0 +1,199 @@
+"""Projects, roles, releases, files and API tokens.
+
+Models are thin; rules the database can hold are constraints, and every change goes through the
+services of this app. Project names are stored as given and as PEP 503 normalises them.
+"""
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class Project(models.Model):
+    """A project, created by its first upload."""
+
+    name = models.CharField(max_length=200)
+    # PEP 503: lowercase, runs of "-", "_", "." become one "-"; the key of /simple/<name>/.
+    normalized_name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Bumped by every change the simple index shows (upload, yank, delete): the ETag's source.
+    last_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["normalized_name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.Model):
+    class Kind(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MAINTAINER = "maintainer", "Maintainer"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="roles")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_roles"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint("project", "user", name="role_one_per_user_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.kind} of {self.project_id}"
+
+
+class RoleInvitation(models.Model):
+    """An owner's invitation to a role; the invitee accepts or declines before it expires."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_invitations"
+    )
+    inviter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=12, choices=Role.Kind.choices)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                "project", "invitee", condition=models.Q(state="pending"),
+                name="invitation_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.invitee_id} to {self.project_id} ({self.state})"
+
+
+class Release(models.Model):
+    """One version of a project, with the metadata of its first upload."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="releases")
+    version = models.CharField(max_length=100)
+    # packaging's canonicalize_version: "1.0" and "1.0.0" are the same release.
+    canonical_version = models.CharField(max_length=100)
+    summary = models.CharField(max_length=512, blank=True)
+    description = models.TextField(blank=True)
+    description_content_type = models.CharField(max_length=100, blank=True)
+    requires_python = models.CharField(max_length=200, blank=True)
+    author = models.CharField(max_length=500, blank=True)
+    author_email = models.CharField(max_length=500, blank=True)
+    maintainer = models.CharField(max_length=500, blank=True)
+    maintainer_email = models.CharField(max_length=500, blank=True)
+    license = models.TextField(blank=True)
+    home_page = models.CharField(max_length=500, blank=True)
+    # {"Source": "https://…", …} from Project-URL (and Home-page); the recovery desk's evidence.
+    project_urls = models.JSONField(default=dict, blank=True)
+    # Every other metadata field as uploaded (classifiers, keywords, requires_dist, …).
+    extra_metadata = models.JSONField(default=dict, blank=True)
+    yanked = models.BooleanField(default=False)
+    yanked_reason = models.CharField(max_length=500, blank=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                "project", "canonical_version", name="release_one_per_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.version}"
+
+
+class File(models.Model):
+    """A distribution file of a release, stored through Django's storage API."""
+
+    class PackageType(models.TextChoices):
+        WHEEL = "bdist_wheel", "Wheel"
+        SDIST = "sdist", "Source distribution"
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=300, unique=True)
+    packagetype = models.CharField(max_length=20, choices=PackageType.choices)
+    python_version = models.CharField(max_length=50, blank=True)
+    requires_python = models.CharField(max_length=200, blank=True)
+    size = models.PositiveBigIntegerField()
+    sha256_digest = models.CharField(max_length=64)
+    blake2_256_digest = models.CharField(max_length=64)
+    # The storage name of the file, e.g. "ab/cd/abcd…/name-1.0.tar.gz".
+    path = models.CharField(max_length=500, unique=True)
+    # PEP 658: the wheel's METADATA, stored beside the file; its digest for the index.
+    metadata_sha256_digest = models.CharField(max_length=64, blank=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["filename"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class UsedFilename(models.Model):
+    """Every file name ever uploaded: the same name can never be uploaded again, even after
+    its file was deleted (installers may have cached the old bytes under that name)."""
+
+    filename = models.CharField(max_length=300)
+    project_name = models.CharField(max_length=200)
+    first_uploaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(Lower("filename"), name="usedfilename_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class APIToken(models.Model):
+    """An upload token. The secret is shown once; only its SHA-256 is kept (it is 256 random
+    bits, so a fast hash is enough and a check costs the same for every token)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The public part of the token, to find its row in one lookup.
+    identifier = models.CharField(max_length=24, unique=True)
+    secret_digest = models.CharField(max_length=64)
+    # None: every project the user may upload to; else that one project.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"token {self.name} of {self.user_id}"
