@@ -12,4 +12,10 @@ urlpatterns = [
     path("account/login/", include("relatch.mfa.newdevice.urls")),
     path("account/recovery/", include("relatch.mfa.selfservice.urls")),
     path("dev/", include("relatch.notify.urls")),
+    # The package index: installers (simple, files, JSON), twine (legacy), people (pages).
+    path("", include("relatch.index.simple.urls")),
+    path("legacy/", include("relatch.index.upload.urls")),
+    path("account/tokens/", include("relatch.index.tokens.urls")),
+    path("manage/", include("relatch.index.manage.urls")),
+    path("", include("relatch.index.pages.urls")),
 ]
