@@ -1,0 +1,105 @@
+"""Forms of the API-token pages. They parse; the services decide."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from relatch.accounts.models import User
+from relatch.index.models import Project
+from relatch.index.tokens.services import MAX_NAME_LENGTH, projects_for_scope
+
+ALL_PROJECTS = "all"
+NEVER = "never"
+ON_DATE = "date"
+EXPIRY_CHOICES = [
+    (NEVER, "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+    (ON_DATE, "On a date I choose"),
+]
+# A chosen date further out than this is almost certainly a typo (year 2205 for 2025).
+MAX_EXPIRY_DAYS = 5 * 366
+
+
+class OneTimeForm(forms.Form):
+    """A form sent once: the token issued with the page is consumed by the first submit, so a
+    double click or a reload of the result page does not mint a second API token."""
+
+    form_token = forms.CharField(max_length=64, widget=forms.HiddenInput)
+
+
+class CreateTokenForm(forms.Form):
+    """Name, scope and expiry of a new token."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=MAX_NAME_LENGTH,
+        strip=True,
+        help_text="Where the token will be used, e.g. “GitHub Actions of example-lib”.",
+        error_messages={
+            "required": "Give the token a name, e.g. where it will be used.",
+            "max_length": f"A token name has at most {MAX_NAME_LENGTH} characters.",
+        },
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    scope = forms.ChoiceField(
+        label="Projects it can upload to",
+        error_messages={
+            "invalid_choice": "Choose all your projects or one project you have a role on.",
+            "required": "Choose which projects the token can upload to.",
+        },
+    )
+    expiry = forms.ChoiceField(
+        label="Expires",
+        choices=EXPIRY_CHOICES,
+        initial="90",
+        error_messages={"invalid_choice": "Choose when the token expires."},
+    )
+    expires_on = forms.DateField(
+        label="Expiry date (if you chose a date)",
+        required=False,
+        help_text="The token stops working at 00:00 UTC on this day.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD."},
+    )
+
+    def __init__(self, *args: object, user: User, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.projects = {str(p.pk): p for p in projects_for_scope(user)}
+        scope = self.fields["scope"]
+        assert isinstance(scope, forms.ChoiceField)
+        scope.choices = [(ALL_PROJECTS, "All my projects (and new ones I create)")] + [
+            (pk, f"Only {project.name}") for pk, project in self.projects.items()
+        ]
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        choice, on = cleaned.get("expiry"), cleaned.get("expires_on")
+        if choice == ON_DATE:
+            self._check_date(on)
+        return cleaned
+
+    def _check_date(self, on: date | None) -> None:
+        today = timezone.now().astimezone(UTC).date()
+        if on is None:
+            if "expires_on" not in self.errors:
+                self.add_error("expires_on", "Enter the date the token should expire.")
+        elif on <= today:
+            self.add_error("expires_on", "The expiry date must be after today.")
+        elif on > today + timedelta(days=MAX_EXPIRY_DAYS):
+            self.add_error("expires_on", "Choose a date within five years.")
+
+    def chosen_project(self) -> Project | None:
+        """The project the token is limited to, or None for all projects."""
+        return self.projects.get(self.cleaned_data["scope"])
+
+    def chosen_expiry(self) -> datetime | None:
+        """When the token stops working, or None for never."""
+        choice = self.cleaned_data["expiry"]
+        if choice == NEVER:
+            return None
+        if choice == ON_DATE:
+            return datetime.combine(self.cleaned_data["expires_on"], time.min, tzinfo=UTC)
+        return timezone.now() + timedelta(days=int(choice))
