@@ -1,4 +1,10 @@
-from django.urls import URLPattern
+"""The upload API twine talks to: POST /legacy/."""
+
+from django.urls import path
+
+from relatch.index.upload import views
 
 app_name = "upload"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.upload, name="legacy"),
+]

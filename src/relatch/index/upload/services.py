@@ -1,0 +1,274 @@
+"""Uploads: who may upload, and creating projects, releases and files (issue 4 §3).
+
+The only place that creates projects, releases and files. Checks run first and change nothing;
+then the rows are written and the file stored in one transaction. If storing fails the
+transaction rolls back; if the database fails the stored files are deleted: no row without its
+file, no file without its row.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.http import HttpRequest, QueryDict
+from django.utils import timezone
+from packaging.metadata import parse_email
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from relatch.accounts.models import User
+from relatch.audit.models import EventKind, Factor
+from relatch.audit.services import record_event
+from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
+from relatch.index.tokens.services import note_token_use, token_allows_project
+from relatch.index.upload import storage
+from relatch.index.upload.metadata import release_fields
+from relatch.index.upload.storage import Digests, file_storage_path
+from relatch.index.upload.validation import (
+    UploadForm,
+    UploadRefusedError,
+    check_action,
+    check_filename,
+    check_form,
+)
+from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
+
+__all__ = [
+    "UploadRefusedError", "check_uploader", "file_storage_path", "record_refusal", "store_upload",
+]
+
+UPLOAD_ACTION = "Uploading"
+
+
+@dataclass(frozen=True)
+class _Checked:
+    form: UploadForm
+    filename: str
+    digests: Digests
+    project: Project | None
+    metadata: bytes | None
+
+
+def check_uploader(*, token: APIToken) -> None:
+    """Refuse (403) a token whose account has no second factor: a token is minted by someone
+    who proved two factors, and stays usable only while the account keeps one."""
+    try:
+        require_second_factor(user=token.user, action=UPLOAD_ACTION)
+    except SecondFactorRequiredError as error:
+        raise UploadRefusedError(error.message, status=403) from None
+
+
+def store_upload(
+    *, request: HttpRequest | None, token: APIToken, fields: QueryDict, upload: UploadedFile
+) -> File:
+    """Check and store one uploaded distribution file; return its File row.
+
+    Raises UploadRefusedError (.message, .status) and records UPLOAD_REFUSED on the token's
+    account when any check fails; nothing else changes then. On success: the Project (with
+    the uploader as owner, PROJECT_CREATED) on a first upload, the Release on its first file,
+    the File and UsedFilename rows, the stored file and (for wheels) its METADATA, the
+    project's last_changed_at, FILE_UPLOADED and the token's use.
+    """
+    try:
+        checked = _check(token=token, fields=fields, upload=upload)
+        return _store(request=request, token=token, checked=checked, upload=upload)
+    except UploadRefusedError as refusal:
+        record_refusal(request=request, token=token, message=refusal.message,
+                       filename=upload.name or "", project=fields.get("name", ""))
+        raise
+
+
+@transaction.atomic
+def record_refusal(
+    *, request: HttpRequest | None, token: APIToken, message: str, filename: str = "",
+    project: str = "",
+) -> None:
+    """UPLOAD_REFUSED on the token's account: its owner sees what was tried with their token."""
+    record_event(
+        user=token.user, kind=EventKind.UPLOAD_REFUSED, request=request,
+        factor=Factor.API_TOKEN,
+        details={"message": message[:500], "filename": filename[:300], "project": project[:200],
+                 "token_id": token.pk, "token_name": token.name},
+    )
+
+
+def _check(*, token: APIToken, fields: QueryDict, upload: UploadedFile) -> _Checked:
+    check_uploader(token=token)
+    check_action(fields)
+    form = check_form(fields)
+    project = _project_for(token=token, form=form)
+    filename = upload.name or ""
+    check_filename(filename, form)
+    _check_filename_unused(filename)
+    digests = _check_digests(form, upload)
+    metadata = _check_archive(form, filename, upload)
+    return _Checked(form, filename, digests, project, metadata)
+
+
+def _project_for(*, token: APIToken, form: UploadForm) -> Project | None:
+    """The existing project the upload goes to (None: a new one), if the uploader may."""
+    if not token_allows_project(token, form.normalized_name):
+        raise UploadRefusedError(
+            f"This API token is limited to another project and cannot upload to "
+            f"'{form.name}'. Use a token for this project or for all your projects.", status=403,
+        )
+    project = Project.objects.filter(normalized_name=form.normalized_name).first()
+    if project is not None and not _may_upload(token.user, project):
+        raise UploadRefusedError(
+            f"You are not allowed to upload to project '{project.name}': ask one of its owners "
+            "for the maintainer role.", status=403,
+        )
+    return project
+
+
+def _may_upload(user: User, project: Project) -> bool:
+    kinds = {Role.Kind.OWNER, Role.Kind.MAINTAINER}
+    return Role.objects.filter(project=project, user=user, kind__in=kinds).exists()
+
+
+def _check_filename_unused(filename: str) -> None:
+    # Never twice, even after deletion: installers may have cached the old bytes by name.
+    # "already exists" with 400 is what twine's --skip-existing looks for.
+    if UsedFilename.objects.annotate(lower=Lower("filename")).filter(
+        lower=filename.lower()
+    ).exists():
+        raise UploadRefusedError(
+            f"File already exists: '{filename}' was uploaded before, and a file name can be "
+            "used only once, even after the file is deleted. Upload a new version instead."
+        )
+
+
+def _check_digests(form: UploadForm, upload: UploadedFile) -> Digests:
+    if not form.sha256_digest and not form.blake2_256_digest:
+        raise UploadRefusedError("The upload has no digest: send sha256_digest (twine does).")
+    digests = storage.compute_digests(upload)
+    if digests.size == 0:
+        raise UploadRefusedError(f"'{upload.name}' is empty.")
+    if form.sha256_digest and form.sha256_digest != digests.sha256:
+        raise UploadRefusedError(
+            "The file's SHA-256 digest does not match the sha256_digest sent: the file was "
+            "changed or cut short on the way. Upload it again."
+        )
+    if form.blake2_256_digest and form.blake2_256_digest != digests.blake2_256:
+        raise UploadRefusedError(
+            "The file's BLAKE2b-256 digest does not match the blake2_256_digest sent: the file "
+            "was changed or cut short on the way. Upload it again."
+        )
+    return digests
+
+
+def _check_archive(form: UploadForm, filename: str, upload: UploadedFile) -> bytes | None:
+    if form.filetype == File.PackageType.SDIST:
+        storage.check_sdist(upload, filename)
+        return None
+    data = storage.wheel_metadata(upload, filename)
+    _check_wheel_metadata(data, form)
+    return data
+
+
+def _check_wheel_metadata(data: bytes, form: UploadForm) -> None:
+    """The METADATA inside the wheel names the same project and version as the form: pip
+    reads it (PEP 658), so a mismatch would install something other than what was shown."""
+    raw, _unparsed = parse_email(data)
+    name, version = str(raw.get("name", "")), str(raw.get("version", ""))
+    try:
+        same = canonicalize_name(name) == canonicalize_name(form.name) and (
+            Version(version) == Version(form.version)
+        )
+    except InvalidVersion:
+        same = False
+    if not same:
+        raise UploadRefusedError(
+            f"The wheel's METADATA is for {name or '?'} {version or '?'}, not for "
+            f"{form.name} {form.version}."
+        )
+
+
+def _store(
+    *, request: HttpRequest | None, token: APIToken, checked: _Checked, upload: UploadedFile
+) -> File:
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            row = _write_rows(request=request, token=token, checked=checked)
+            _save_files(row, checked, upload, stored)
+            note_token_use(request=request, token=token)
+    except IntegrityError:
+        storage.delete_stored(stored)
+        # Two uploads raced for the same file name or new project: the other one won.
+        raise UploadRefusedError(
+            f"File already exists or the project was just created by another upload: "
+            f"'{checked.filename}' was not stored. Try again."
+        ) from None
+    except OSError:
+        storage.delete_stored(stored)
+        # The storage failed (disk full, object store down): nothing was written.
+        raise UploadRefusedError(
+            "The file could not be stored right now; nothing was published. Try again later.",
+            status=503,
+        ) from None
+    except BaseException:
+        storage.delete_stored(stored)
+        raise
+    return row
+
+
+def _save_files(row: File, checked: _Checked, upload: UploadedFile, stored: list[str]) -> None:
+    if checked.metadata is not None:
+        storage.save_metadata(row.path, checked.metadata)
+        stored.append(storage.metadata_path(row.path))
+    stored.append(row.path)
+    storage.save_file(row.path, upload)
+
+
+def _write_rows(*, request: HttpRequest | None, token: APIToken, checked: _Checked) -> File:
+    user, form = token.user, checked.form
+    project = checked.project or _create_project(request=request, user=user, form=form)
+    release = _release_for(project=project, user=user, form=form)
+    now = timezone.now()
+    row = File.objects.create(
+        release=release, filename=checked.filename, packagetype=form.filetype,
+        python_version=form.pyversion, requires_python=form.single.get("requires_python", ""),
+        size=checked.digests.size, sha256_digest=checked.digests.sha256,
+        blake2_256_digest=checked.digests.blake2_256,
+        path=file_storage_path(checked.digests.sha256, checked.filename),
+        metadata_sha256_digest=_sha256(checked.metadata), uploader=user, uploaded_at=now,
+    )
+    UsedFilename.objects.create(filename=checked.filename, project_name=project.normalized_name,
+                                first_uploaded_at=now)
+    Project.objects.filter(pk=project.pk).update(last_changed_at=now)
+    record_event(
+        user=user, kind=EventKind.FILE_UPLOADED, request=request, factor=Factor.API_TOKEN,
+        details={"filename": checked.filename, "project": project.name,
+                 "version": release.version, "sha256": checked.digests.sha256,
+                 "token_id": token.pk},
+    )
+    return row
+
+
+def _create_project(*, request: HttpRequest | None, user: User, form: UploadForm) -> Project:
+    project = Project.objects.create(name=form.name, normalized_name=form.normalized_name)
+    Role.objects.create(project=project, user=user, kind=Role.Kind.OWNER)
+    record_event(
+        user=user, kind=EventKind.PROJECT_CREATED, request=request, factor=Factor.API_TOKEN,
+        details={"project": project.name},
+    )
+    return project
+
+
+def _release_for(*, project: Project, user: User, form: UploadForm) -> Release:
+    release = Release.objects.filter(
+        project=project, canonical_version=form.canonical_version
+    ).first()
+    if release is not None:
+        return release
+    return Release.objects.create(
+        project=project, version=form.version, canonical_version=form.canonical_version,
+        uploader=user, **release_fields(form),
+    )
+
+
+def _sha256(data: bytes | None) -> str:
+    return hashlib.sha256(data).hexdigest() if data is not None else ""
