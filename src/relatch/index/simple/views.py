@@ -1,0 +1,193 @@
+"""Installer-facing views: the simple index (PEP 503/691), files, and PyPI's JSON API.
+
+All public (``login_not_required``) and read-only (``require_safe``): nothing here changes state.
+"""
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.files.storage import default_storage
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotFound,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+
+from relatch.index.models import File
+from relatch.index.names import normalize_project_name
+from relatch.index.simple import documents, negotiation, pypi, queries
+from relatch.index.simple.caching import (
+    FILE_CACHE_CONTROL,
+    INDEX_CACHE_CONTROL,
+    batched,
+    is_fresh,
+    make_etag,
+    not_modified,
+    quoted,
+    with_cache_headers,
+)
+
+METADATA_SUFFIX = ".metadata"
+
+
+def _header_value(content_type: str) -> str:
+    return content_type if negotiation.is_json(content_type) else f"{content_type}; charset=utf-8"
+
+
+def _not_acceptable() -> HttpResponse:
+    response = HttpResponse(
+        "Not Acceptable. Available: " + ", ".join(negotiation.SUPPORTED) + "\n",
+        status=406, content_type="text/plain; charset=utf-8",
+    )
+    response["Vary"] = "Accept"
+    return response
+
+
+def _not_found() -> HttpResponse:
+    return HttpResponseNotFound("Not Found\n", content_type="text/plain; charset=utf-8")
+
+
+def _redirect(request: HttpRequest, view: str, *args: str) -> HttpResponsePermanentRedirect:
+    """PEP 503: a non-normalised name redirects to the normalised URL (query kept)."""
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(reverse(view, args=args) + (f"?{query}" if query else ""))
+
+
+@login_not_required
+@require_safe
+def index(request: HttpRequest) -> HttpResponseBase:
+    """/simple/: every project, streamed, as HTML or JSON by ``Accept``."""
+    content_type = negotiation.requested_content_type(request)
+    if content_type is None:
+        return _not_acceptable()
+    state = queries.index_state()
+    etag = make_etag("index", state.count, state.max_id, state.last_changed_at, content_type)
+    if is_fresh(request, etag):
+        return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
+    render = documents.index_json if negotiation.is_json(content_type) else documents.index_html
+    response = StreamingHttpResponse(
+        batched(render(queries.iter_project_names())), content_type=_header_value(content_type)
+    )
+    return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
+
+
+@login_not_required
+@require_safe
+def project(request: HttpRequest, name: str) -> HttpResponseBase:
+    """/simple/<project>/: the project's files with hashes, Requires-Python, yanks, metadata."""
+    normalized = normalize_project_name(name)
+    if name != normalized:
+        return _redirect(request, "simple:project", normalized)
+    content_type = negotiation.requested_content_type(request)
+    if content_type is None:
+        return _not_acceptable()
+    found = queries.find_project(normalized)
+    if found is None:
+        return _not_found()
+    etag = make_etag("project", normalized, found.last_changed_at.isoformat(), content_type)
+    if is_fresh(request, etag):
+        return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
+    files = queries.release_files(found)
+    if negotiation.is_json(content_type):
+        body = documents.project_json(normalized, queries.release_versions(found), files)
+    else:
+        body = documents.project_html(found.name, files)
+    response = HttpResponse(body, content_type=_header_value(content_type))
+    return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
+
+
+def _is_plain_path(path: str) -> bool:
+    """No traversal, no absolute path, no backslash or NUL: only names an upload could store.
+    (Lookups are by exact File.path anyway; this refuses odd paths before the database.)"""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        return False
+    return all(part not in {"", ".", ".."} for part in path.split("/"))
+
+
+def _lookup(path: str) -> tuple[str, str, str] | None:
+    """(storage name, ETag digest, content type) of a distribution file or its PEP 658
+    metadata; None unless ``path`` belongs to a File row (arbitrary storage is never served)."""
+    file = File.objects.filter(path=path).only("path", "sha256_digest").first()
+    if file is not None:
+        return file.path, file.sha256_digest, "application/octet-stream"
+    if path.endswith(METADATA_SUFFIX):
+        dist_path = path.removesuffix(METADATA_SUFFIX)
+        file = File.objects.filter(path=dist_path).exclude(metadata_sha256_digest="").first()
+        if file is not None:
+            return path, file.metadata_sha256_digest, "text/plain; charset=utf-8"
+    return None
+
+
+@login_not_required
+@require_safe
+def download(request: HttpRequest, path: str) -> HttpResponseBase:
+    """/files/<path>: a stored distribution file, or ``<path>.metadata`` (PEP 658)."""
+    found = _lookup(path) if _is_plain_path(path) else None
+    if found is None:
+        return _not_found()
+    storage_name, digest, content_type = found
+    etag = quoted(digest)
+    if is_fresh(request, etag):
+        return not_modified(etag=etag, cache_control=FILE_CACHE_CONTROL, vary_accept=False)
+    try:
+        handle = default_storage.open(storage_name, "rb")
+    except OSError:
+        return _not_found()  # the row exists but storage lost the bytes: not a 500
+    response = FileResponse(handle, content_type=content_type)
+    return with_cache_headers(
+        response, etag=etag, cache_control=FILE_CACHE_CONTROL, vary_accept=False
+    )
+
+
+def _json_not_found() -> JsonResponse:
+    return JsonResponse({"message": "Not Found"}, status=404)
+
+
+@login_not_required
+@require_safe
+def pypi_project(request: HttpRequest, name: str) -> HttpResponseBase:
+    """/pypi/<project>/json: PyPI's JSON for the project and its latest release."""
+    normalized = normalize_project_name(name)
+    if name != normalized:
+        return _redirect(request, "simple:pypi-project", normalized)
+    found = queries.find_project(normalized)
+    if found is None:
+        return _json_not_found()
+    etag = make_etag("pypi", normalized, found.last_changed_at.isoformat())
+    if is_fresh(request, etag):
+        return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False)
+    releases = queries.releases_with_files(found)
+    latest = queries.latest_release(releases)
+    if latest is None:
+        return _json_not_found()
+    response = JsonResponse(pypi.project_document(found, releases, latest))
+    return with_cache_headers(
+        response, etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False
+    )
+
+
+@login_not_required
+@require_safe
+def pypi_release(request: HttpRequest, name: str, version: str) -> HttpResponseBase:
+    """/pypi/<project>/<version>/json: PyPI's JSON for one release."""
+    normalized = normalize_project_name(name)
+    if name != normalized:
+        return _redirect(request, "simple:pypi-release", normalized, version)
+    found = queries.find_project(normalized)
+    if found is None:
+        return _json_not_found()
+    etag = make_etag("pypi", normalized, version, found.last_changed_at.isoformat())
+    if is_fresh(request, etag):
+        return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False)
+    release = queries.find_release(queries.releases_with_files(found), version)
+    if release is None:
+        return _json_not_found()
+    response = JsonResponse(pypi.release_document(found, release))
+    return with_cache_headers(
+        response, etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False
+    )
