@@ -113,7 +113,7 @@ class Server:
     def get(self, path: str) -> tuple[int, bytes, dict[str, str]]:
         """GET ``path``; status, body and headers, whatever the status."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(self.url + path, timeout=60) as response:  # noqa: S310
                 return response.status, response.read(), dict(response.headers)
         except urllib.error.HTTPError as error:
             return error.code, error.read(), dict(error.headers)

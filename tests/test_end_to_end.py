@@ -145,7 +145,7 @@ def link_in_mail(mail, address: str, pattern: re.Pattern[str]) -> str:
                     return str(url)
         return None
 
-    link = wait_for(find, timeout=20, interval=0.2)
+    link = wait_for(find, timeout=45, interval=0.2)
     assert link, f"no link to {address}: {[m['Subject'] for m in mail.messages]}"
     return link
 
