@@ -67,3 +67,25 @@ def test_import_refuses_a_used_file_name_and_a_wrong_project(tmp_path: Path) -> 
     with pytest.raises(CommandError, match="no such file"):
         call_command("index_import_file", str(tmp_path / "missing.whl"), stdout=StringIO())
     assert File.objects.count() == 1
+
+
+def test_import_can_name_an_owner_who_may_then_upload(tmp_path: Path, make_user: Any) -> None:
+    from relatch.audit.models import EventKind, SecurityEvent
+    from relatch.index.models import Role
+    from relatch.mfa.policy import owns_projects
+
+    maria = make_user(username="maria")
+    wheel = _write(tmp_path, build_wheel("owned-pkg", "1.0"))
+    call_command("index_import_file", str(wheel), "--owner", "MARIA", stdout=StringIO())
+    role = Role.objects.get(project__normalized_name="owned-pkg")
+    assert (role.user, role.kind) == (maria, Role.Kind.OWNER)
+    assert owns_projects(maria)
+    assert SecurityEvent.objects.filter(user=maria, kind=EventKind.ROLE_CHANGED).count() == 1
+
+
+@pytest.mark.django_db
+def test_import_refuses_an_unknown_owner_and_changes_nothing(tmp_path: Path) -> None:
+    wheel = _write(tmp_path, build_wheel("owned-pkg", "1.0"))
+    with pytest.raises(CommandError, match="no account named nobody"):
+        call_command("index_import_file", str(wheel), "--owner", "nobody", stdout=StringIO())
+    assert not Project.objects.exists()

@@ -24,7 +24,10 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from relatch.index.models import File, Project, Release, UsedFilename
+from relatch.accounts.models import User
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event
+from relatch.index.models import File, Project, Release, Role, UsedFilename
 from relatch.index.names import normalize_project_name
 from relatch.index.upload.storage import file_storage_path
 
@@ -108,11 +111,14 @@ def _store(name: str, content: DjangoFile) -> None:
 
 
 @transaction.atomic
-def import_distribution(*, source: Path, project_name: str | None = None) -> File:
+def import_distribution(
+    *, source: Path, project_name: str | None = None, owner: User | None = None
+) -> File:
     """Add the wheel or sdist at ``source`` to the index (project and release made as needed).
 
     The project and version come from the file name; ``project_name`` sets the display name of
-    a new project. A file name ever used before is refused, as for uploads.
+    a new project, and ``owner`` becomes an owner of it (an event on their account says so).
+    A file name ever used before is refused, as for uploads.
     """
     parsed = _parse(source)
     normalized = normalize_project_name(parsed.name)
@@ -144,4 +150,18 @@ def import_distribution(*, source: Path, project_name: str | None = None) -> Fil
     )
     UsedFilename.objects.create(filename=source.name, project_name=project.name)
     Project.objects.filter(pk=project.pk).update(last_changed_at=timezone.now())
+    if owner is not None:
+        _make_owner(project, owner)
     return file
+
+
+def _make_owner(project: Project, owner: User) -> None:
+    role, created = Role.objects.get_or_create(
+        project=project, user=owner, defaults={"kind": Role.Kind.OWNER}
+    )
+    if created:
+        record_event(
+            user=owner,
+            kind=EventKind.ROLE_CHANGED,
+            details={"project": project.name, "role": role.kind, "by": "operator import"},
+        )
