@@ -23,13 +23,6 @@ EXPIRY_CHOICES = [
 MAX_EXPIRY_DAYS = 5 * 366
 
 
-class OneTimeForm(forms.Form):
-    """A form sent once: the token issued with the page is consumed by the first submit, so a
-    double click or a reload of the result page does not mint a second API token."""
-
-    form_token = forms.CharField(max_length=64, widget=forms.HiddenInput)
-
-
 class CreateTokenForm(forms.Form):
     """Name, scope and expiry of a new token."""
 

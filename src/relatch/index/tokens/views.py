@@ -6,7 +6,6 @@ response with ``Cache-Control: no-store`` and is kept nowhere else, not even in 
 a reload shows that it is gone.
 """
 
-import secrets
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,8 +19,9 @@ from relatch.accounts.current import signed_in_user
 from relatch.accounts.reauth import require_recent_auth, require_recent_auth_then
 from relatch.index.models import APIToken
 from relatch.index.tokens import services
-from relatch.index.tokens.forms import CreateTokenForm, OneTimeForm
+from relatch.index.tokens.forms import CreateTokenForm
 from relatch.mfa.policy import SecondFactorRequiredError, has_second_factor
+from relatch.web.once import issue_form_token, use_form_token
 
 _TEMPLATES = "index/tokens"
 _FORM_TOKEN_KEY = "relatch_token_create_form"  # noqa: S105 (a session key name)
@@ -108,24 +108,11 @@ def _needs_factor(request: HttpRequest, message: str) -> HttpResponse:
 
 
 def _form_token(request: HttpRequest) -> str:
-    """The one-time token of the create form; one per session until a submit uses it."""
-    token = request.session.get(_FORM_TOKEN_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(16)
-        request.session[_FORM_TOKEN_KEY] = token
-    return token
+    return issue_form_token(request, key=_FORM_TOKEN_KEY)
 
 
 def _use_form_token(request: HttpRequest) -> bool:
-    form = OneTimeForm(request.POST)
-    expected = request.session.get(_FORM_TOKEN_KEY)
-    if not (form.is_valid() and isinstance(expected, str)):
-        return False
-    sent = str(form.cleaned_data["form_token"]).encode()
-    if not secrets.compare_digest(sent, expected.encode()):  # bytes: any text, no TypeError
-        return False
-    del request.session[_FORM_TOKEN_KEY]
-    return True
+    return use_form_token(request, key=_FORM_TOKEN_KEY)
 
 
 @require_POST

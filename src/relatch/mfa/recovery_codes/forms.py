@@ -47,8 +47,3 @@ class RecoveryCodeForm(forms.Form):
         return code
 
 
-class OneTimeForm(forms.Form):
-    """A form sent once: the token issued with the page is consumed by the first submit, so a
-    double click or a resent POST does not make (and replace) a second set of codes."""
-
-    form_token = forms.CharField(max_length=64, widget=forms.HiddenInput)

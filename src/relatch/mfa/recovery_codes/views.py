@@ -5,7 +5,6 @@ Flow: the status page POSTs to ``generate`` (re-authentication required), which 
 on ``confirm`` (it is not spent). Every refusal changes nothing and says why.
 """
 
-import secrets
 from collections.abc import Callable
 from functools import wraps
 
@@ -22,8 +21,9 @@ from relatch.accounts.current import signed_in_user
 from relatch.accounts.reauth import require_recent_auth_then
 from relatch.mfa.models import RecoveryCodeSet
 from relatch.mfa.recovery_codes import display, services
-from relatch.mfa.recovery_codes.forms import OneTimeForm, RecoveryCodeForm
+from relatch.mfa.recovery_codes.forms import RecoveryCodeForm
 from relatch.mfa.recovery_codes.primitive import CODES_PER_SET
+from relatch.web.once import issue_form_token, use_form_token
 
 _FORM_TOKEN_KEY = "relatch_recovery_codes_form"  # noqa: S105 (a session key name)
 _TEMPLATES = "mfa/recovery_codes"
@@ -35,24 +35,11 @@ ALREADY_SENT = (
 
 
 def _form_token(request: HttpRequest) -> str:
-    """The token of the "make a new set" form; one per session until a submit uses it."""
-    token = request.session.get(_FORM_TOKEN_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(16)
-        request.session[_FORM_TOKEN_KEY] = token
-    return token
+    return issue_form_token(request, key=_FORM_TOKEN_KEY)
 
 
 def _use_form_token(request: HttpRequest) -> bool:
-    form = OneTimeForm(request.POST)
-    expected = request.session.get(_FORM_TOKEN_KEY)
-    if not (form.is_valid() and isinstance(expected, str)):
-        return False
-    sent = str(form.cleaned_data["form_token"]).encode()
-    if not secrets.compare_digest(sent, expected.encode()):  # bytes: any text, no TypeError
-        return False
-    del request.session[_FORM_TOKEN_KEY]
-    return True
+    return use_form_token(request, key=_FORM_TOKEN_KEY)
 
 
 def _page_context(request: HttpRequest) -> dict[str, object]:
