@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "relatch.notify",
     "relatch.mfa",
     "relatch.index",
+    "relatch.recovery",
     "relatch.web",
 ]
 
@@ -229,6 +230,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # The largest distribution file accepted (RELATCH_MAX_UPLOAD_MB), and room for metadata fields.
 MAX_UPLOAD_SIZE = _env_int("RELATCH_MAX_UPLOAD_MB", 300) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Account recovery (DESIGN §5): the enforced wait when one proof must be backed by time, and
+# how long "this wasn't me" blocks new requests for the account.
+RECOVERY_WAIT = timedelta(days=_env_int("RELATCH_RECOVERY_WAIT_DAYS", 7))
+RECOVERY_BLOCK = timedelta(days=_env_int("RELATCH_RECOVERY_BLOCK_DAYS", 30))
 # Invitations to a project role expire after this many days.
 ROLE_INVITATION_DAYS = 7
 

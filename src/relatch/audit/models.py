@@ -64,6 +64,9 @@ class EventKind(models.TextChoices):
     ROLE_INVITATION_REVOKED = "role_invitation_revoked", "Project role invitation revoked"
     ROLE_CHANGED = "role_changed", "Project role changed"
     ROLE_REMOVED = "role_removed", "Removed from a project"
+    RECOVERY_REQUESTED = "recovery_requested", "Account recovery requested"
+    RECOVERY_STATE_CHANGED = "recovery_state_changed", "Account recovery request changed"
+    RECOVERY_COMPLETED = "recovery_completed", "Account recovered by staff"
     SESSION_ENDED = "session_ended", "Session ended"
     OTHER_SESSIONS_ENDED = "other_sessions_ended", "All other sessions ended"
 

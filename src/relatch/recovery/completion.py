@@ -1,0 +1,109 @@
+"""Completing a recovery (DESIGN §5 "Completion"): one transaction that takes the account back
+from whoever may hold it and hands it to the requester's confirmed address.
+
+Removed: authenticator app, security keys, recovery codes. Ended: every session, every trusted
+device, a waiting self-service recovery. Revoked: every API token (so nothing can be uploaded
+until the owner enrols a second factor again, which a new token requires). The confirmed contact
+address becomes the verified primary; the password is disabled and a reset link is mailed there.
+"""
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from relatch.accounts.models import Email, KnownDevice, User, UserSession
+from relatch.audit.models import EventKind, StaffAction
+from relatch.audit.services import record_event
+from relatch.index.models import APIToken
+from relatch.mfa.models import RecoveryCodeSet, SelfServiceRecovery, TotpDevice, WebAuthnCredential
+from relatch.notify.services import send_mail
+from relatch.recovery import workflow
+from relatch.recovery.models import RecoveryRequest, State
+from relatch.recovery.policy import verdict
+
+
+class CompletionRefusedError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def complete_recovery(
+    *, recovery: RecoveryRequest, staff: User, request: HttpRequest | None = None
+) -> None:
+    """Complete ``recovery`` if the policy allows it; all or nothing."""
+    row = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
+    judged = verdict(row)
+    if row.state != State.AWAITING_APPROVAL or not judged.may_complete:
+        raise CompletionRefusedError(
+            "This request cannot complete yet: " + ("; ".join(judged.missing) or row.state)
+        )
+    if row.contact_confirmed_at is None:
+        raise CompletionRefusedError("The requester's contact address is not confirmed.")
+    user = row.user
+    assert user is not None  # the verdict refuses requests without an account
+    removed = _take_back(user)
+    _hand_over(user, row.contact_email)
+    workflow.move(recovery=row, to=State.COMPLETED, actor=workflow.Actor.STAFF, staff=staff,
+                  reason="completed")
+    _record(row, user, staff, request, removed)
+    recovery.refresh_from_db()
+
+
+def _take_back(user: User) -> dict[str, int]:
+    now = timezone.now()
+    removed = {
+        "totp": TotpDevice.objects.filter(user=user).delete()[0],
+        "security_keys": WebAuthnCredential.objects.filter(user=user).delete()[0],
+        "recovery_code_sets": RecoveryCodeSet.objects.filter(user=user).delete()[0],
+        "sessions": UserSession.objects.filter(user=user).delete()[0],
+        "devices": KnownDevice.objects.filter(user=user).delete()[0],
+        "api_tokens": APIToken.objects.filter(user=user, revoked_at__isnull=True).update(
+            revoked_at=now
+        ),
+    }
+    SelfServiceRecovery.objects.filter(user=user, state=SelfServiceRecovery.State.WAITING).update(
+        state=SelfServiceRecovery.State.CANCELLED, closed_at=now, closed_by="staff_recovery"
+    )
+    return removed
+
+
+def _hand_over(user: User, address: str) -> None:
+    now = timezone.now()
+    Email.objects.filter(user=user, primary=True).update(primary=False)
+    email = Email.objects.filter(user=user, address__iexact=address).first()
+    try:
+        with transaction.atomic():
+            if email is None:
+                Email.objects.create(user=user, address=address, primary=True, verified=True,
+                                     verified_at=now)
+            else:
+                Email.objects.filter(pk=email.pk).update(
+                    primary=True, verified=True, verified_at=email.verified_at or now
+                )
+    except IntegrityError as error:  # verified on another account meanwhile
+        raise CompletionRefusedError(
+            "The contact address is verified on another account; ask for another address."
+        ) from error
+    # Disabled, so whoever knew the old password cannot use it; the reset link sets a new one.
+    user.set_unusable_password()
+    user.failed_signins = 0
+    user.save(update_fields=["password", "failed_signins"])
+
+
+def _record(
+    row: RecoveryRequest, user: User, staff: User, request: HttpRequest | None,
+    removed: dict[str, int],
+) -> None:
+    record_event(user=user, kind=EventKind.RECOVERY_COMPLETED, request=request,
+                 details={"request": row.public_id, "removed": removed})
+    StaffAction.objects.create(
+        staff=staff, subject=user, action="recovery:complete", reason=row.public_id,
+        before={"removed": removed}, after={"primary": row.contact_email},
+    )
+    # Every verified address already heard of the completion from the workflow's notice.
+    send_mail(to=[row.contact_email], template="recovery_reset_link",
+              context={"username": user.username},
+              link_builder="relatch.accounts.passwords.reset.reset_link",
+              link_args={"user_id": user.pk})

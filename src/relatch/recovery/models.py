@@ -1,0 +1,171 @@
+"""Recovery requests, their proofs, state history and staff approvals (DESIGN §4, §5).
+
+Thin models: the allowed transitions live in ``workflow.py``, the completion rules in
+``policy.py``; every change goes through a service that records it.
+"""
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class State(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    AWAITING_PROOF = "awaiting_proof", "Waiting for proof"
+    IN_WAITING_PERIOD = "in_waiting_period", "In the waiting period"
+    AWAITING_APPROVAL = "awaiting_approval", "Waiting for staff approval"
+    COMPLETED = "completed", "Completed"
+    DENIED = "denied", "Denied"
+    CANCELLED = "cancelled", "Cancelled"
+    CLOSED_NO_RESPONSE = "closed_no_response", "Closed for lack of response"
+
+
+class ProofKind(models.TextChoices):
+    REPO_BRANCH = "repo_branch", "A branch pushed to the project's repository"
+    API_TOKEN = "api_token", "An API token of the account"
+    ACCOUNT_EMAIL = "account_email", "A code sent to an address of the account"
+    PASSWORD = "password", "The account's password"
+    RECOVERY_CODE = "recovery_code", "A recovery code of the account"
+    CO_OWNER = "co_owner", "A co-owner vouches"
+
+
+class RecoveryRequest(models.Model):
+    """A private request to get back into an account, followed by its requester through a
+    secret status link and by staff at the desk."""
+
+    public_id = models.CharField(max_length=24, unique=True)
+    # Rotated to revoke every status link sent so far (the link is an HMAC over id and nonce).
+    link_nonce = models.CharField(max_length=32)
+    username_claimed = models.CharField(max_length=50)
+    # The account, when the claimed name exists; the requester is never told either way.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+        related_name="recovery_requests",
+    )
+    contact_email = models.EmailField(max_length=254)
+    contact_confirmed_at = models.DateTimeField(null=True, blank=True)
+    still_has = models.JSONField(default=list, blank=True)  # what the requester says they have
+    description = models.TextField(max_length=5000, blank=True)
+    agreed_to_code_of_conduct = models.BooleanField(default=False)
+    acknowledged_review_time = models.BooleanField(default=False)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # The end of the enforced waiting period, while in it.
+    wait_ends_at = models.DateTimeField(null=True, blank=True)
+    # When the requester was last asked for something and has not answered since.
+    awaiting_requester_since = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="assigned_recoveries",
+    )
+    # A staff override (no proof at all) must say why; it also needs a wait and two approvals.
+    override_reason = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["created_at"]
+        indexes: ClassVar = [models.Index(fields=["state", "created_at"], name="recovery_queue")]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=~models.Q(state="in_waiting_period")
+                | models.Q(wait_ends_at__isnull=False),
+                name="recovery_wait_has_end",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(agreed_to_code_of_conduct=True)
+                & models.Q(acknowledged_review_time=True),
+                name="recovery_agreements_given",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery {self.public_id} ({self.state})"
+
+
+class RecoveryProof(models.Model):
+    """One proof, checked by the server (never by eye)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SATISFIED = "satisfied", "Satisfied"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    request = models.ForeignKey(RecoveryRequest, on_delete=models.CASCADE, related_name="proofs")
+    kind = models.CharField(max_length=20, choices=ProofKind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # What the server saw (e.g. the refs git ls-remote listed); never a secret.
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} proof of {self.request_id} ({self.status})"
+
+
+class RecoveryTransition(models.Model):
+    """The request's state history: append-only, one row per transition."""
+
+    class Actor(models.TextChoices):
+        REQUESTER = "requester", "Requester"
+        STAFF = "staff", "Staff"
+        OWNER = "owner", "Account owner"
+        SYSTEM = "system", "Relatch"
+
+    request = models.ForeignKey(
+        RecoveryRequest, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_state = models.CharField(max_length=20, choices=State.choices)
+    to_state = models.CharField(max_length=20, choices=State.choices)
+    actor = models.CharField(max_length=10, choices=Actor.choices)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_state} → {self.to_state}"
+
+
+class RecoveryApproval(models.Model):
+    """A staff member's approval; completion may need two different ones."""
+
+    request = models.ForeignKey(
+        RecoveryRequest, on_delete=models.CASCADE, related_name="approvals"
+    )
+    staff = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint("request", "staff", name="recovery_one_approval_per_staff"),
+        ]
+
+    def __str__(self) -> str:
+        return f"approval of {self.request_id} by {self.staff_id}"
+
+
+class RecoveryBlock(models.Model):
+    """After the owner says "this wasn't me", new requests for the account wait until ``until``."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_blocks"
+    )
+    until = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"recovery block on {self.user_id} until {self.until:%Y-%m-%d}"

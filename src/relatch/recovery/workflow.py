@@ -1,0 +1,127 @@
+"""The states of a recovery request and the only service that moves it between them.
+
+Every move is checked against ``ALLOWED``, recorded in the request's history (and as a
+StaffAction when staff made it), and announced to the requester's confirmed contact address and
+to every verified address of the account (NIST N8/N9).
+"""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from relatch.accounts.models import User
+from relatch.accounts.notices import announce_to_account, verified_addresses
+from relatch.audit.models import EventKind, StaffAction
+from relatch.audit.services import record_event
+from relatch.notify.services import send_mail
+from relatch.recovery.models import RecoveryRequest, RecoveryTransition, State
+
+Actor = RecoveryTransition.Actor
+
+TERMINAL = frozenset({State.COMPLETED, State.DENIED, State.CANCELLED})
+_EXITS = {State.DENIED, State.CANCELLED}
+
+# from -> the states it may move to. Completion is reached only from awaiting_approval, and
+# only when ``relatch.recovery.policy`` agrees (see completion.py).
+ALLOWED: dict[State, frozenset[State]] = {
+    State.SUBMITTED: frozenset({State.AWAITING_PROOF, State.CLOSED_NO_RESPONSE, *_EXITS}),
+    State.AWAITING_PROOF: frozenset(
+        {State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL, State.CLOSED_NO_RESPONSE, *_EXITS}
+    ),
+    State.IN_WAITING_PERIOD: frozenset({State.AWAITING_PROOF, State.AWAITING_APPROVAL, *_EXITS}),
+    State.AWAITING_APPROVAL: frozenset({State.AWAITING_PROOF, State.COMPLETED, *_EXITS}),
+    # A request closed for silence can be reopened by its requester.
+    State.CLOSED_NO_RESPONSE: frozenset({State.AWAITING_PROOF, State.CANCELLED}),
+    State.COMPLETED: frozenset(),
+    State.DENIED: frozenset(),
+    State.CANCELLED: frozenset(),
+}
+
+
+class TransitionRefusedError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def may_move(from_state: str, to_state: str) -> bool:
+    return State(to_state) in ALLOWED[State(from_state)]
+
+
+@transaction.atomic
+def move(
+    *,
+    recovery: RecoveryRequest,
+    to: State,
+    actor: RecoveryTransition.Actor,
+    staff: User | None = None,
+    reason: str = "",
+    wait_ends_at: datetime | None = None,
+) -> RecoveryTransition:
+    """Move ``recovery`` to ``to`` if the table allows it; record and announce the move."""
+    row = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
+    if not may_move(row.state, to):
+        raise TransitionRefusedError(
+            f"A request that is {State(row.state).label.lower()} cannot become {to.label.lower()}."
+        )
+    if actor == Actor.STAFF and staff is None:
+        raise TransitionRefusedError("A staff move names the staff member.")
+    if to == State.IN_WAITING_PERIOD and (wait_ends_at is None or wait_ends_at <= timezone.now()):
+        raise TransitionRefusedError("A waiting period needs an end in the future.")
+    transition = _apply(row, to, actor, staff, reason, wait_ends_at)
+    recovery.refresh_from_db()
+    return transition
+
+
+def _apply(
+    row: RecoveryRequest,
+    to: State,
+    actor: RecoveryTransition.Actor,
+    staff: User | None,
+    reason: str,
+    wait_ends_at: datetime | None,
+) -> RecoveryTransition:
+    before = {"state": row.state, "wait_ends_at": _iso(row.wait_ends_at)}
+    now = timezone.now()
+    transition = RecoveryTransition.objects.create(
+        request=row, from_state=row.state, to_state=to, actor=actor, staff=staff, reason=reason
+    )
+    row.state = to
+    row.updated_at = now
+    if to == State.IN_WAITING_PERIOD:
+        row.wait_ends_at = wait_ends_at
+    if to in TERMINAL or to == State.CLOSED_NO_RESPONSE:
+        row.closed_at = now
+    row.save()
+    if staff is not None:
+        StaffAction.objects.create(
+            staff=staff, subject=row.user, action=f"recovery:{to}", reason=reason,
+            before=before, after={"state": to, "wait_ends_at": _iso(row.wait_ends_at),
+                                  "request": row.public_id},
+        )
+    _announce(row, transition)
+    return transition
+
+
+def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
+    context = {
+        "request_id": row.public_id,
+        "from_state": State(transition.from_state).label,
+        "to_state": State(transition.to_state).label,
+        "wait_ends_at": _iso(row.wait_ends_at) if row.state == State.IN_WAITING_PERIOD else "",
+    }
+    account_addresses: set[str] = set()
+    if row.user is not None:
+        record_event(user=row.user, kind=EventKind.RECOVERY_STATE_CHANGED,
+                     details={"request": row.public_id, "state": transition.to_state})
+        announce_to_account(user=row.user, template="recovery_state_changed", context=context)
+        account_addresses = {a.lower() for a in verified_addresses(row.user)}
+    # The requester hears too, once, unless their contact address is already one of those.
+    if row.contact_confirmed_at is not None and row.contact_email.lower() not in account_addresses:
+        send_mail(to=[row.contact_email], template="recovery_state_changed",
+                  context={**context, "requester": True})
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""

@@ -1,0 +1,99 @@
+"""The allowed-transitions table, enforced by the one service that moves requests (DESIGN §5)."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.test import TestCase
+from django.utils import timezone
+
+from relatch.audit.models import EventKind, SecurityEvent, StaffAction
+from relatch.recovery.models import RecoveryTransition, State
+from relatch.recovery.workflow import ALLOWED, Actor, TransitionRefusedError, move
+from tests.conftest import run_pending_tasks
+from tests.recovery.requests import make_request
+
+pytestmark = pytest.mark.django_db
+
+PAIRS = [(a, b) for a in State for b in State if a != b]
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user(username="dana", is_staff=True)
+
+
+def moved(recovery, to, **kwargs):
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        result = move(recovery=recovery, to=to, **kwargs)
+    run_pending_tasks()
+    return result
+
+
+@pytest.mark.parametrize(("start", "to"), PAIRS)
+def test_every_pair_follows_the_table(user, staff, start, to):
+    recovery = make_request(user, state=start)
+    wait = {"wait_ends_at": timezone.now() + timedelta(days=7)}
+    if to in ALLOWED[start]:
+        moved(recovery, to, actor=Actor.STAFF, staff=staff, reason="r", **wait)
+        assert recovery.state == to
+        assert RecoveryTransition.objects.filter(request=recovery, to_state=to).count() == 1
+    else:
+        with pytest.raises(TransitionRefusedError):
+            moved(recovery, to, actor=Actor.STAFF, staff=staff, **wait)
+        recovery.refresh_from_db()
+        assert recovery.state == start
+        assert not RecoveryTransition.objects.exists()
+
+
+@pytest.mark.parametrize("terminal", [State.COMPLETED, State.DENIED, State.CANCELLED])
+def test_terminal_states_go_nowhere(terminal):
+    assert ALLOWED[terminal] == frozenset()
+
+
+def test_completion_is_reached_only_from_awaiting_approval():
+    assert [s for s in State if State.COMPLETED in ALLOWED[s]] == [State.AWAITING_APPROVAL]
+
+
+def test_a_staff_move_is_a_staff_action_and_a_security_event(user, staff, mail):
+    recovery = make_request(user)
+    moved(recovery, State.AWAITING_PROOF, actor=Actor.STAFF, staff=staff, reason="asked for proof")
+    action = StaffAction.objects.get()
+    assert (action.staff, action.subject, action.action) == (staff, user, "recovery:awaiting_proof")
+    assert action.before["state"] == "submitted" and action.after["state"] == "awaiting_proof"
+    assert SecurityEvent.objects.filter(user=user, kind=EventKind.RECOVERY_STATE_CHANGED).exists()
+
+
+def test_every_move_is_announced_to_the_account_and_the_requester(user, staff, mail):
+    """NIST N8/N9: every verified address of the account hears of the request, and the
+    requester's confirmed contact address follows it."""
+    user.emails.create(address="alice@work.example", verified=True, verified_at=timezone.now())
+    recovery = make_request(user, contact="claimant@example.net")
+    moved(recovery, State.AWAITING_PROOF, actor=Actor.STAFF, staff=staff)
+    for address in ("alice@example.org", "alice@work.example", "claimant@example.net"):
+        assert "Submitted → Waiting for proof" in mail.text(mail.last(address))
+    assert "someone else did" in mail.text(mail.last("alice@example.org"))
+    assert "someone else did" not in mail.text(mail.last("claimant@example.net"))
+
+
+def test_an_unconfirmed_contact_hears_nothing(user, staff, mail):
+    recovery = make_request(user, contact="claimant@example.net", contact_confirmed_at=None)
+    moved(recovery, State.AWAITING_PROOF, actor=Actor.STAFF, staff=staff)
+    assert mail.to("claimant@example.net") == []
+
+
+@pytest.mark.parametrize("ends", [None, timedelta(minutes=-1)])
+def test_a_waiting_period_needs_a_future_end(user, staff, ends):
+    recovery = make_request(user, state=State.AWAITING_PROOF)
+    end = None if ends is None else timezone.now() + ends
+    with pytest.raises(TransitionRefusedError, match="future"):
+        moved(recovery, State.IN_WAITING_PERIOD, actor=Actor.STAFF, staff=staff, wait_ends_at=end)
+    recovery.refresh_from_db()
+    assert recovery.state == State.AWAITING_PROOF and recovery.wait_ends_at is None
+
+
+def test_a_staff_move_must_name_the_staff_member(user):
+    recovery = make_request(user)
+    with pytest.raises(TransitionRefusedError):
+        moved(recovery, State.AWAITING_PROOF, actor=Actor.STAFF)
+    assert not RecoveryTransition.objects.exists()
