@@ -586,3 +586,18 @@ def test_list_needs_sign_in(client: CommittingClient) -> None:
     response = client.get(LIST)
     assert response.status_code == 302
     assert "/account/login/" in response["Location"]
+
+
+def test_a_staff_token_never_uploads_and_an_upload_token_never_reaches_the_desk(user):
+    """A token serves one purpose: the recovery desk's staff tokens cannot publish."""
+    from relatch.index.models import APIToken
+    from relatch.index.tokens.services import TokenRefusedError, authenticate_token
+    from tests.mfa.factor_rows import add_app
+
+    add_app(user)
+    row, text = create_token(request=None, user=user, name="desk", project=None, expires_at=None)
+    APIToken.objects.filter(pk=row.pk).update(purpose=APIToken.Purpose.STAFF)
+    with pytest.raises(TokenRefusedError) as refused:
+        authenticate_token(raw=text)
+    assert refused.value.reason == "purpose"
+    assert authenticate_token(raw=text, purpose=APIToken.Purpose.STAFF).pk == row.pk

@@ -179,7 +179,13 @@ class APIToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
+    class Purpose(models.TextChoices):
+        UPLOAD = "upload", "Upload"
+        # Staff-scoped: the recovery desk's JSON API, never uploads.
+        STAFF = "staff", "Recovery desk (staff)"
+
     name = models.CharField(max_length=100)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.UPLOAD)
     # The public part of the token, to find its row in one lookup.
     identifier = models.CharField(max_length=24, unique=True)
     secret_digest = models.CharField(max_length=64)

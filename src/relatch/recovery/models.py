@@ -64,6 +64,12 @@ class RecoveryRequest(models.Model):
     # A staff override (no proof at all) must say why; it also needs a wait and two approvals.
     override_reason = models.TextField(blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # The code mailed to the contact address before the request is filed (a digest, never
+    # the code); a few attempts, then a new code is needed.
+    contact_code_digest = models.CharField(max_length=64, blank=True)
+    contact_code_expires_at = models.DateTimeField(null=True, blank=True)
+    contact_code_attempts = models.PositiveSmallIntegerField(default=0)
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering: ClassVar = ["created_at"]
@@ -99,6 +105,13 @@ class RecoveryProof(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # What the server saw (e.g. the refs git ls-remote listed); never a secret.
     evidence = models.JSONField(default=dict, blank=True)
+    # A code or branch token the requester must give back, as a digest (never in clear).
+    secret_digest = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     checked_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -108,6 +121,30 @@ class RecoveryProof(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} proof of {self.request_id} ({self.status})"
+
+
+class RecoveryMessage(models.Model):
+    """A message between the requester and staff, shown on the status page and at the desk."""
+
+    class Author(models.TextChoices):
+        REQUESTER = "requester", "Requester"
+        STAFF = "staff", "Staff"
+        SYSTEM = "system", "Relatch"
+
+    request = models.ForeignKey(RecoveryRequest, on_delete=models.CASCADE, related_name="messages")
+    author = models.CharField(max_length=10, choices=Author.choices)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    body = models.TextField(max_length=5000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author} message on {self.request_id}"
 
 
 class RecoveryTransition(models.Model):

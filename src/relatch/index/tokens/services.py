@@ -59,6 +59,7 @@ class TokenRefusedError(TokenError):
         self.token = token
 
 
+WRONG_PURPOSE = "This token is not for this use: make a token for it."
 MALFORMED = f"That is not a Relatch API token. {HOW_TO_USE}"
 # Unknown identifier and wrong secret share one message: the answer does not say which
 # identifiers exist.
@@ -208,8 +209,9 @@ def revoke_token(*, request: HttpRequest | None, user: User, token_id: int) -> A
     return token
 
 
-def authenticate_token(*, raw: str) -> APIToken:
-    """The token that ``raw`` spells, if it may be used now; else raise TokenRefusedError.
+def authenticate_token(*, raw: str, purpose: str = APIToken.Purpose.UPLOAD) -> APIToken:
+    """The token that ``raw`` spells, if it may be used now for ``purpose``; else raise
+    TokenRefusedError. A staff token never uploads, and an upload token never reaches the desk.
 
     Constant cost: one lookup by identifier and one SHA-256 compared with
     ``hmac.compare_digest``; an unknown identifier is compared against a dummy digest. Revoked,
@@ -228,6 +230,8 @@ def authenticate_token(*, raw: str) -> APIToken:
         raise TokenRefusedError(INVALID, reason="invalid")
     assert token is not None  # secret_matches is False for an unknown identifier
     _refuse_unusable(token)
+    if token.purpose != purpose:
+        raise TokenRefusedError(WRONG_PURPOSE, reason="purpose", token=token)
     return token
 
 
