@@ -20,6 +20,17 @@ TOKEN = "MQ:1uRz7x:Qk3bQ2m4v0sSecretSecret"
          '"GET /account/reset/[redacted]/?next=/x HTTP/1.1"'),
         ("GET /account/reset/ HTTP/1.1", "GET /account/reset/ HTTP/1.1"),
         ("GET /account/sessions/ HTTP/1.1", "GET /account/sessions/ HTTP/1.1"),
+        (f"GET /account/login/confirm/{TOKEN}/ HTTP/1.1",
+         "GET /account/login/confirm/[redacted]/ HTTP/1.1"),
+        (f"GET /account/recovery/cancel/{TOKEN}/ HTTP/1.1",
+         "GET /account/recovery/cancel/[redacted]/ HTTP/1.1"),
+        (f"GET /recovery/request/status/abc123/{TOKEN}/ HTTP/1.1",
+         "GET /recovery/request/status/[redacted]/ HTTP/1.1"),
+        (f"POST /recovery/request/not-me/abc123/{TOKEN}/ HTTP/1.1",
+         "POST /recovery/request/not-me/[redacted]/ HTTP/1.1"),
+        (f"GET /recovery/proof/7/abc123/{TOKEN}/ HTTP/1.1",
+         "GET /recovery/proof/[redacted]/ HTTP/1.1"),
+        ("GET /recovery/request/ HTTP/1.1", "GET /recovery/request/ HTTP/1.1"),
     ],
 )
 def test_token_paths_are_redacted(line, expected):

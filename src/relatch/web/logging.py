@@ -3,11 +3,12 @@
 import logging
 import re
 
-# Path segments after these prefixes are tokens (verification, reset, new-device and
-# self-recovery-cancel links); a log line,
+# Path segments after these prefixes are tokens (verification, reset, new-device,
+# self-recovery-cancel, recovery status, "not me" and proof links); a log line,
 # Django's or gunicorn's, shows them as [redacted] so a log reader cannot use the link.
 _SECRET_PATH = re.compile(
-    r"(/account/(?:emails/verify|reset|login/confirm|recovery/cancel)/)[^\s\"?]+"
+    r"(/(?:account/(?:emails/verify|reset|login/confirm|recovery/cancel)"
+    r"|recovery/(?:request/status|request/not-me|proof))/)[^\s\"?]+"
 )
 
 
