@@ -73,6 +73,9 @@ def test_every_move_is_announced_to_the_account_and_the_requester(user, staff, m
     for address in ("alice@example.org", "alice@work.example", "claimant@example.net"):
         assert "Submitted → Waiting for proof" in mail.text(mail.last(address))
     assert "someone else did" in mail.text(mail.last("alice@example.org"))
+    assert f"/recovery/request/not-me/{recovery.public_id}/" in mail.text(
+        mail.last("alice@example.org")
+    )
     assert "someone else did" not in mail.text(mail.last("claimant@example.net"))
 
 

@@ -67,6 +67,9 @@ class EventKind(models.TextChoices):
     RECOVERY_REQUESTED = "recovery_requested", "Account recovery requested"
     RECOVERY_STATE_CHANGED = "recovery_state_changed", "Account recovery request changed"
     RECOVERY_COMPLETED = "recovery_completed", "Account recovered by staff"
+    RECOVERY_APPROVED = "recovery_approved", "Account recovery approved by staff"
+    RECOVERY_PROOF_REQUESTED = "recovery_proof_requested", "Recovery proof requested"
+    RECOVERY_PROOF_CHECKED = "recovery_proof_checked", "Recovery proof checked"
     SESSION_ENDED = "session_ended", "Session ended"
     OTHER_SESSIONS_ENDED = "other_sessions_ended", "All other sessions ended"
 

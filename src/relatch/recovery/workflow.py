@@ -11,11 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.accounts.notices import announce_to_account, verified_addresses
+from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind, StaffAction
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 from relatch.recovery.models import RecoveryRequest, RecoveryTransition, State
+from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER
 
 Actor = RecoveryTransition.Actor
 
@@ -115,8 +116,17 @@ def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
     if row.user is not None:
         record_event(user=row.user, kind=EventKind.RECOVERY_STATE_CHANGED,
                      details={"request": row.public_id, "state": transition.to_state})
-        announce_to_account(user=row.user, template="recovery_state_changed", context=context)
         account_addresses = {a.lower() for a in verified_addresses(row.user)}
+        # A notice of a live request carries the one-click "this wasn't me" link (NIST N11),
+        # made at delivery; a closed one has nothing left to stop.
+        live = row.state not in TERMINAL and row.state != State.CLOSED_NO_RESPONSE
+        send_mail(
+            to=sorted(account_addresses),
+            template="recovery_state_changed",
+            context={**context, "username": row.user.username, "security_notice": True},
+            link_builder=NOT_ME_LINK_BUILDER if live else "",
+            link_args={"recovery_id": row.pk} if live else {},
+        )
     # The requester hears too, once, unless their contact address is already one of those.
     if row.contact_confirmed_at is not None and row.contact_email.lower() not in account_addresses:
         send_mail(to=[row.contact_email], template="recovery_state_changed",
