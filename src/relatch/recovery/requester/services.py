@@ -1,0 +1,292 @@
+"""The requester's side of a recovery request: start it, confirm the contact address with a
+code (which files it), follow it, message staff, cancel or reopen it; and the account owner's
+"this wasn't me" (DESIGN §5).
+
+Nothing here tells the requester whether the username exists (ASVS 6.3.8, OWASP FP1): an
+unknown name makes the same row, the same page and the same mails; a blocked account's request
+is filed and quietly cancelled.
+"""
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+from relatch.accounts import ratelimit
+from relatch.accounts.models import User
+from relatch.accounts.notices import verified_addresses
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event
+from relatch.notify.services import send_mail
+from relatch.recovery import workflow
+from relatch.recovery.models import (
+    RecoveryBlock,
+    RecoveryMessage,
+    RecoveryRequest,
+    RecoveryTransition,
+    State,
+)
+from relatch.recovery.requester import links
+from relatch.recovery.requester.routing import StillHas
+from relatch.web.client import client_ip
+
+status_link = links.status_link
+
+# NIST N3: a short code, for a day, a few tries; then a new code is needed.
+CODE_VALIDITY = timedelta(hours=24)
+CODE_ATTEMPTS = 5
+CODE_BUILDER = "relatch.recovery.requester.services.contact_code"
+# Per client IP: a person files one or two; a bot walking usernames is stopped.
+IP_LIMIT_COUNT = 10
+IP_LIMIT = f"{IP_LIMIT_COUNT}/hour"
+# Per contact address: stops flooding one inbox with codes (also counts new codes).
+CONTACT_LIMIT_COUNT = 5
+CONTACT_LIMIT = f"{CONTACT_LIMIT_COUNT}/hour"
+# The reason on a request that was filed while the account was blocked ("this wasn't me").
+BLOCKED_REASON = "blocked"
+MAX_MESSAGE_LENGTH = 5000
+
+
+class RequesterError(Exception):
+    """Refused; ``message`` says why to the person. Nothing was changed."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _code_digest(recovery: RecoveryRequest, code: str) -> str:
+    value = f"{recovery.public_id}:{code}"
+    return salted_hmac("relatch.recovery.contact-code", value, algorithm="sha256").hexdigest()
+
+
+def _check_limits(request: HttpRequest, contact_email: str) -> None:
+    ip_ok = ratelimit.hit(scope="recovery-ip", key=client_ip(request) or "unknown", limit=IP_LIMIT)
+    contact_ok = ratelimit.hit(
+        scope="recovery-contact", key=contact_email.lower(), limit=CONTACT_LIMIT
+    )
+    if not (ip_ok and contact_ok):
+        raise RequesterError(
+            "Too many recovery requests came from your network or for this contact address in "
+            "the last hour. Nothing was sent; try again in an hour.",
+            status=429,
+        )
+
+
+@transaction.atomic
+def start_request(
+    *,
+    request: HttpRequest,
+    username: str,
+    contact_email: str,
+    still_has: list[str],
+    description: str,
+    agreed: bool,
+    acknowledged: bool,
+) -> RecoveryRequest:
+    """Make an unfiled request and mail a 6-digit code to ``contact_email``.
+
+    The row, the response and the mail are the same whether or not ``username`` exists.
+    Raises RequesterError when an agreement is missing or a rate limit is used up.
+    """
+    if not (agreed and acknowledged):
+        raise RequesterError("Agree to the code of conduct and acknowledge that review takes time.")
+    if not set(still_has) <= set(StillHas.values):
+        raise RequesterError("Choose what you still have from the list.")
+    _check_limits(request, contact_email)
+    recovery = RecoveryRequest.objects.create(
+        public_id=secrets.token_urlsafe(12),
+        link_nonce=secrets.token_hex(16),
+        username_claimed=username,
+        user=User.objects.filter(username__iexact=username.strip()).first(),
+        contact_email=contact_email,
+        still_has=list(dict.fromkeys(still_has)),
+        description=description,
+        agreed_to_code_of_conduct=True,
+        acknowledged_review_time=True,
+    )
+    _mail_code(recovery)
+    return recovery
+
+
+def _mail_code(recovery: RecoveryRequest) -> None:
+    send_mail(
+        to=[recovery.contact_email],
+        template="recovery_request_code",
+        context={"username": recovery.username_claimed, "hours": _code_hours()},
+        link_builder=CODE_BUILDER,
+        link_args={"recovery_id": recovery.pk},
+    )
+
+
+def _code_hours() -> int:
+    return int(CODE_VALIDITY.total_seconds() // 3600)
+
+
+def contact_code(*, recovery_id: int) -> str:
+    """Mail "link" builder for recovery_request_code: makes the code at delivery, stores its
+    digest (never the code) and starts its 24 hours and its attempts afresh."""
+    code = f"{secrets.randbelow(10**6):06d}"
+    recovery = RecoveryRequest.objects.get(pk=recovery_id)
+    RecoveryRequest.objects.filter(pk=recovery_id, contact_confirmed_at__isnull=True).update(
+        contact_code_digest=_code_digest(recovery, code),
+        contact_code_expires_at=timezone.now() + CODE_VALIDITY,
+        contact_code_attempts=0,
+    )
+    return code
+
+
+@transaction.atomic
+def send_new_code(*, request: HttpRequest, recovery: RecoveryRequest) -> None:
+    """Replace the contact code (the old one stops working now); rate-limited like a start."""
+    _check_limits(request, recovery.contact_email)
+    updated = RecoveryRequest.objects.filter(
+        pk=recovery.pk, contact_confirmed_at__isnull=True
+    ).update(contact_code_digest="", contact_code_expires_at=None)
+    if updated:
+        _mail_code(recovery)
+
+
+def code_problem(recovery: RecoveryRequest) -> str:
+    """Why the contact code can no longer be entered ("" when it still can)."""
+    if recovery.contact_code_attempts >= CODE_ATTEMPTS:
+        return "That was too many wrong codes. Ask for a new code."
+    expires = recovery.contact_code_expires_at
+    if not recovery.contact_code_digest or expires is None or expires <= timezone.now():
+        return "This code has expired or was replaced. Ask for a new code."
+    return ""
+
+
+@transaction.atomic
+def confirm_contact(*, recovery: RecoveryRequest, code: str) -> bool:
+    """Check the mailed code; on success file the request (once) and return True."""
+    row = RecoveryRequest.objects.select_for_update().select_related("user").get(pk=recovery.pk)
+    if row.contact_confirmed_at is not None:
+        return True  # a double submit: filed already, nothing more to do
+    if code_problem(row):
+        return False
+    if not constant_time_compare(_code_digest(row, code.strip()), row.contact_code_digest):
+        row.contact_code_attempts += 1
+        row.save(update_fields=["contact_code_attempts"])
+        recovery.refresh_from_db()
+        return False
+    _file(row)
+    recovery.refresh_from_db()
+    return True
+
+
+def _file(row: RecoveryRequest) -> None:
+    now = timezone.now()
+    if row.user is not None and _is_blocked(row.user):
+        # Refused quietly: the requester sees what anyone sees; staff see the reason.
+        workflow.move(recovery=row, to=State.CANCELLED, actor=RecoveryTransition.Actor.SYSTEM,
+                      reason=BLOCKED_REASON)
+        row.refresh_from_db()
+    elif row.user is not None:
+        _announce_filing(row)
+    row.contact_confirmed_at = now
+    row.contact_code_digest = ""
+    row.updated_at = now
+    row.save(update_fields=["contact_confirmed_at", "contact_code_digest", "updated_at"])
+    send_mail(to=[row.contact_email], template="recovery_request_filed",
+              context={"request_id": row.public_id}, link_builder=links.STATUS_LINK_BUILDER,
+              link_args={"recovery_id": row.pk})
+
+
+def _is_blocked(user: User) -> bool:
+    return RecoveryBlock.objects.filter(user=user, until__gt=timezone.now()).exists()
+
+
+def _announce_filing(row: RecoveryRequest) -> None:
+    assert row.user is not None
+    record_event(user=row.user, kind=EventKind.RECOVERY_REQUESTED,
+                 details={"request": row.public_id})
+    # NIST N8/N9: every verified address hears, with a one-click "this wasn't me" link.
+    send_mail(to=verified_addresses(row.user), template="recovery_request_notice",
+              context={"username": row.user.username, "request_id": row.public_id,
+                       "security_notice": True},
+              link_builder=links.NOT_ME_LINK_BUILDER, link_args={"recovery_id": row.pk})
+
+
+def refused_quietly(recovery: RecoveryRequest) -> bool:
+    """True for a request cancelled because the account was blocked: shown as submitted."""
+    return recovery.state == State.CANCELLED and recovery.transitions.filter(
+        to_state=State.CANCELLED, reason=BLOCKED_REASON, actor=RecoveryTransition.Actor.SYSTEM
+    ).exists()
+
+
+@transaction.atomic
+def post_message(*, recovery: RecoveryRequest, body: str) -> RecoveryMessage:
+    """A message from the requester to staff; it answers whatever staff were waiting for."""
+    body = body.strip()
+    if not body or len(body) > MAX_MESSAGE_LENGTH:
+        raise RequesterError(f"Write a message of 1 to {MAX_MESSAGE_LENGTH} characters.")
+    message = RecoveryMessage.objects.create(
+        request=recovery, author=RecoveryMessage.Author.REQUESTER, body=body
+    )
+    RecoveryRequest.objects.filter(pk=recovery.pk).update(
+        awaiting_requester_since=None, reminders_sent=0, updated_at=timezone.now()
+    )
+    return message
+
+
+@transaction.atomic
+def cancel_by_requester(*, recovery: RecoveryRequest) -> None:
+    """The requester withdraws the request."""
+    if refused_quietly(recovery):
+        return  # already closed; the requester must not learn why
+    _move(recovery, State.CANCELLED, RecoveryTransition.Actor.REQUESTER, "cancelled by requester")
+
+
+@transaction.atomic
+def reopen(*, recovery: RecoveryRequest) -> None:
+    """Reopen a request closed for lack of response; staff see it again."""
+    if recovery.state != State.CLOSED_NO_RESPONSE:
+        raise RequesterError("Only a request closed for lack of response can be reopened.",
+                             status=409)
+    _move(recovery, State.AWAITING_PROOF, RecoveryTransition.Actor.REQUESTER, "reopened")
+    RecoveryRequest.objects.filter(pk=recovery.pk).update(
+        awaiting_requester_since=None, reminders_sent=0
+    )
+    recovery.refresh_from_db()
+
+
+def _move(recovery: RecoveryRequest, to: State, actor: RecoveryTransition.Actor,
+          reason: str) -> None:
+    try:
+        workflow.move(recovery=recovery, to=to, actor=actor, reason=reason)
+    except workflow.TransitionRefusedError as exc:
+        raise RequesterError(exc.message, status=409) from exc
+
+
+@transaction.atomic
+def cancel_by_owner(*, recovery: RecoveryRequest, token: str) -> None:
+    """ "This wasn't me": cancel the request, block new ones for the account for
+    RECOVERY_BLOCK, and alert every staff member. A second click changes nothing."""
+    if not links.not_me_token_is_valid(recovery, token) or recovery.user is None:
+        raise RequesterError("This link is not valid. Copy the whole link from the mail.",
+                             status=404)
+    user = recovery.user
+    reason = f"not me: request {recovery.public_id}"
+    if RecoveryBlock.objects.filter(user=user, reason=reason).exists():
+        return
+    if workflow.may_move(recovery.state, State.CANCELLED):
+        workflow.move(recovery=recovery, to=State.CANCELLED, actor=RecoveryTransition.Actor.OWNER,
+                      reason="the account owner said this wasn't them")
+    RecoveryBlock.objects.create(user=user, until=timezone.now() + settings.RECOVERY_BLOCK,
+                                 reason=reason)
+    _alert_staff(recovery, user)
+
+
+def _alert_staff(recovery: RecoveryRequest, user: User) -> None:
+    staff = User.objects.filter(is_staff=True, is_active=True)
+    addresses = [a for member in staff for a in verified_addresses(member)]
+    if addresses:
+        send_mail(to=addresses, template="recovery_request_not_me",
+                  context={"username": user.username, "request_id": recovery.public_id,
+                           "block_days": settings.RECOVERY_BLOCK.days})

@@ -1,0 +1,232 @@
+"""The requester's pages: "Can't sign in?", the request form, the contact code, the secret
+status page, and the owner's "this wasn't me" page. All public (no sign-in)."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from relatch.recovery.models import RecoveryProof, RecoveryRequest, State
+from relatch.recovery.requester import links, services
+from relatch.recovery.requester.forms import (
+    HONEYPOT_FIELD,
+    ContactCodeForm,
+    MessageForm,
+    RecoveryRequestForm,
+    StillHasForm,
+)
+from relatch.recovery.requester.routing import route
+
+_T = "recovery/requester"
+# The browser that started a request holds its public id until the code is entered.
+_PENDING_KEY = "relatch_recovery_pending"
+
+PROOF_INSTRUCTIONS = {
+    "repo_branch": "Push a branch with the name shown here to the project's repository. "
+                   "We check for it by ourselves; you need not tell us.",
+    "api_token": "Enter an API token of the account. We check it and forget it.",
+    "account_email": "We send a code to an address of the account; enter it here.",
+    "password": "Enter the account's current password.",
+    "recovery_code": "Enter one of the account's unused recovery codes.",
+    "co_owner": "Ask a co-owner of one of your projects to sign in and vouch for you.",
+}
+
+
+def _private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """No referrer (the URL holds a secret) and no caching."""
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    return login_not_required(never_cache(wrapper))
+
+
+@login_not_required
+@require_GET
+def start_here(request: HttpRequest) -> HttpResponse:
+    """ "Can't sign in?": asks what the person still has and names the shortest safe path."""
+    asked = "asked" in request.GET
+    form = StillHasForm(request.GET if asked else None)
+    advice = route(set(form.cleaned_data["has"])) if asked and form.is_valid() else None
+    return render(request, f"{_T}/start_here.html", {
+        "form": form, "advice": advice,
+        "request_url": reverse("requester:new") + "?" + request.GET.urlencode() if asked else "",
+    })
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def new(request: HttpRequest) -> HttpResponse:
+    """The request form; every accepted submission ends on the same "enter the code" page."""
+    if request.method != "POST":
+        initial = {"still_has": request.GET.getlist("has")}
+        return render(request, f"{_T}/new.html", {"form": RecoveryRequestForm(initial=initial)})
+    if request.POST.get(HONEYPOT_FIELD):
+        # A bot sees what a person would; nothing is made or sent.
+        request.session.pop(_PENDING_KEY, None)
+        return redirect("requester:confirm")
+    form = RecoveryRequestForm(request.POST)
+    if not form.is_valid():
+        return render(request, f"{_T}/new.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    try:
+        recovery = services.start_request(
+            request=request, username=data["username"], contact_email=data["contact_email"],
+            still_has=data["still_has"], description=data["description"],
+            agreed=data["agreed"], acknowledged=data["acknowledged"],
+        )
+    except services.RequesterError as refusal:
+        form.add_error(None, refusal.message)
+        return render(request, f"{_T}/new.html", {"form": form}, status=refusal.status)
+    request.session[_PENDING_KEY] = recovery.public_id
+    return redirect("requester:confirm")
+
+
+def _pending(request: HttpRequest) -> RecoveryRequest | None:
+    public_id = request.session.get(_PENDING_KEY)
+    if not isinstance(public_id, str):
+        return None
+    return RecoveryRequest.objects.filter(public_id=public_id).first()
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest) -> HttpResponse:
+    """Enter the code mailed to the contact address; a right code files the request."""
+    recovery = _pending(request)
+    form = ContactCodeForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if recovery is None:
+            return _confirm_page(request, ContactCodeForm(), 400,
+                                 error="No request is waiting for a code in this browser. "
+                                       "Start again.")
+        if "new_code" in request.POST:
+            return _new_code(request, recovery)
+        if form.is_valid():
+            if services.confirm_contact(recovery=recovery, code=form.cleaned_data["code"]):
+                request.session.pop(_PENDING_KEY, None)
+                return redirect("requester:filed")
+            form.add_error("code", services.code_problem(recovery) or "That code is wrong.")
+            status = 400
+        else:
+            status = 400
+    return _confirm_page(request, form, status)
+
+
+def _confirm_page(request: HttpRequest, form: ContactCodeForm, status: int = 200, *,
+                  error: str = "", resent: bool = False) -> HttpResponse:
+    context = {"form": form, "error": error, "resent": resent}
+    return render(request, f"{_T}/confirm.html", context, status=status)
+
+
+def _new_code(request: HttpRequest, recovery: RecoveryRequest) -> HttpResponse:
+    try:
+        services.send_new_code(request=request, recovery=recovery)
+    except services.RequesterError as refusal:
+        return _confirm_page(request, ContactCodeForm(), refusal.status, error=refusal.message)
+    return _confirm_page(request, ContactCodeForm(), resent=True)
+
+
+@login_not_required
+@require_GET
+def filed(request: HttpRequest) -> HttpResponse:
+    return render(request, f"{_T}/filed.html")
+
+
+def _by_status_link(public_id: str, token: str) -> RecoveryRequest:
+    recovery = links.find_by_status_token(public_id, token)
+    if recovery is None:
+        raise Http404
+    return recovery
+
+
+@_private
+@require_GET
+def status(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
+    """The requester's secret page. It shows no account fact, not even whether it exists."""
+    recovery = _by_status_link(public_id, token)
+    return _status_page(request, recovery, token, MessageForm())
+
+
+def _status_page(request: HttpRequest, recovery: RecoveryRequest, token: str,
+                 form: MessageForm, status: int = 200, error: str = "") -> HttpResponse:
+    quiet = services.refused_quietly(recovery)
+    shown = State.SUBMITTED if quiet else State(recovery.state)
+    proofs = [] if quiet else [
+        _proof_row(recovery, token, proof)
+        for proof in recovery.proofs.filter(status=RecoveryProof.Status.PENDING)
+    ]
+    return render(request, f"{_T}/status.html", {
+        "recovery": recovery, "state": shown, "proofs": proofs, "form": form, "error": error,
+        "token": token, "messages_with_staff": recovery.messages.all(),
+        "may_cancel": quiet or shown not in (State.COMPLETED, State.DENIED, State.CANCELLED),
+        "may_reopen": shown == State.CLOSED_NO_RESPONSE,
+    }, status=status)
+
+
+def _proof_row(recovery: RecoveryRequest, token: str, proof: RecoveryProof) -> dict[str, Any]:
+    try:  # the proof pages of the proofs area (/recovery/proof/), when wired
+        url = reverse("proofs:proof", kwargs={"proof_id": proof.pk,
+                                              "public_id": recovery.public_id, "token": token})
+    except NoReverseMatch:
+        url = ""
+    return {"label": proof.get_kind_display(), "url": url, "expires_at": proof.expires_at,
+            "instructions": PROOF_INSTRUCTIONS.get(proof.kind, "")}
+
+
+@_private
+@require_POST
+def send_message(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
+    recovery = _by_status_link(public_id, token)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        return _status_page(request, recovery, token, form, status=400)
+    services.post_message(recovery=recovery, body=form.cleaned_data["body"])
+    return redirect("requester:status", public_id, token)
+
+
+@_private
+@require_POST
+def cancel(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
+    return _act(request, public_id, token, services.cancel_by_requester)
+
+
+@_private
+@require_POST
+def reopen(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
+    return _act(request, public_id, token, services.reopen)
+
+
+def _act(request: HttpRequest, public_id: str, token: str,
+         action: Callable[..., None]) -> HttpResponse:
+    recovery = _by_status_link(public_id, token)
+    try:
+        action(recovery=recovery)
+    except services.RequesterError as refusal:
+        recovery.refresh_from_db()
+        return _status_page(request, recovery, token, MessageForm(), refusal.status,
+                            refusal.message)
+    return redirect("requester:status", public_id, token)
+
+
+@_private
+@require_http_methods(["GET", "POST"])
+def not_me(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
+    """ "This wasn't me": a button (mail scanners follow links), then cancel and block."""
+    recovery = links.find_by_not_me_token(public_id, token)
+    if recovery is None or recovery.user is None:
+        raise Http404
+    if request.method != "POST":
+        return render(request, f"{_T}/not_me.html", {"recovery": recovery, "recovery_token": token})
+    services.cancel_by_owner(recovery=recovery, token=token)
+    return render(request, f"{_T}/not_me_done.html", {"recovery": recovery})
