@@ -51,6 +51,13 @@ def verdict(recovery: RecoveryRequest, *, now: datetime | None = None) -> Verdic
     return Verdict(not missing, missing, needed)
 
 
+def missing_proof(recovery: RecoveryRequest, *, now: datetime | None = None) -> list[str]:
+    """What proof or wait is still missing, approvals aside; [] when the proofs are enough."""
+    if recovery.user is None:
+        return ["No account has the username this request names."]
+    return _missing_proof(recovery, now or timezone.now())
+
+
 def _missing_proof(recovery: RecoveryRequest, now: datetime) -> list[str]:
     assert recovery.user is not None
     kinds = satisfied_kinds(recovery)

@@ -1,0 +1,62 @@
+"""What staff see beside the proofs, and what a requester may see of the account.
+
+Weak evidence is shown to staff and never counted by the policy (DESIGN §5): release metadata
+that names the contact address, and the account's projects and their dates.
+"""
+
+from email.utils import getaddresses
+
+from relatch.accounts.models import Email, User
+from relatch.index.models import Project, Release, Role
+from relatch.recovery.models import RecoveryRequest
+from relatch.recovery.proofs.git import repository_urls
+
+
+def mask_address(address: str) -> str:
+    """"alice@example.org" -> "a***@example.org": enough to recognise, not to learn."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def verified_account_emails(user: User) -> list[Email]:
+    return list(user.emails.filter(verified=True).order_by("-primary", "created_at"))
+
+
+def projects_of(user: User) -> list[Project]:
+    return list(Project.objects.filter(roles__user=user).distinct().order_by("normalized_name"))
+
+
+def projects_with_repositories(user: User) -> list[tuple[Project, list[str]]]:
+    """The account's projects whose metadata names a repository (the repo_branch choices)."""
+    found = [(project, repository_urls(project)) for project in projects_of(user)]
+    return [(project, urls) for project, urls in found if urls]
+
+
+def shared_owned_projects(user: User, other: User) -> list[Project]:
+    """Projects that both accounts own (who may vouch as a co-owner)."""
+    owned = Role.objects.filter(user=user, kind=Role.Kind.OWNER).values("project")
+    return list(Project.objects.filter(pk__in=owned, roles__user=other,
+                                       roles__kind=Role.Kind.OWNER).distinct())
+
+
+def _metadata_addresses(release: Release) -> set[str]:
+    fields = [release.author_email, release.maintainer_email]
+    return {address.lower() for _, address in getaddresses(fields) if "@" in address}
+
+
+def weak_evidence(recovery: RecoveryRequest) -> list[str]:
+    """Lines for staff: metadata naming the contact address, the account's projects."""
+    if recovery.user is None:
+        return []
+    contact = recovery.contact_email.lower()
+    lines: list[str] = []
+    for project in projects_of(recovery.user):
+        releases = list(project.releases.order_by("created_at"))
+        named = [r.version for r in releases if contact in _metadata_addresses(r)]
+        if named:
+            lines.append(f"The metadata of {project.name} {', '.join(named)} names the contact "
+                         f"address {recovery.contact_email} as author or maintainer.")
+        first = releases[0].created_at.date().isoformat() if releases else "no release"
+        lines.append(f"Project {project.name}: created {project.created_at.date().isoformat()}, "
+                     f"first release {first}, {len(releases)} release(s).")
+    return lines

@@ -1,0 +1,266 @@
+"""Proofs the server checks (issue 5 §3, DESIGN §5): staff request one, the requester (or a
+co-owner) answers it, the server decides. Each answer is settled by ``outcomes.settle``, which
+records it and lets the request move on through ``workflow.move``.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from relatch.accounts.models import User
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event
+from relatch.index.models import Project, Role
+from relatch.index.tokens.services import TokenRefusedError, authenticate_token
+from relatch.mfa.policy import has_second_factor
+from relatch.notify.services import send_mail
+from relatch.recovery import workflow
+from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
+from relatch.recovery.proofs import git, tokens
+from relatch.recovery.proofs.evidence import (
+    mask_address,
+    shared_owned_projects,
+    verified_account_emails,
+)
+from relatch.recovery.proofs.evidence import weak_evidence as weak_evidence
+from relatch.recovery.proofs.outcomes import OPEN_STATES, settle
+from relatch.recovery.proofs.outcomes import after_proof as after_proof
+
+Status = RecoveryProof.Status
+MAX_ATTEMPTS = 5
+MAX_CODES_SENT = 3
+MAX_SECRET_LENGTH = 1000
+CODE_LIFETIME = timedelta(minutes=10)
+# How long a requester has to push the branch; the re-check task stops after this.
+BRANCH_LIFETIME = getattr(settings, "RECOVERY_BRANCH_PROOF_LIFETIME", timedelta(days=14))
+KINDS_CHECKED_HERE = frozenset(ProofKind) - {ProofKind.RECOVERY_CODE}
+
+
+class ProofError(Exception):
+    """A refused proof action; ``message`` says why, plainly. Nothing changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@transaction.atomic
+def request_proof(*, recovery: RecoveryRequest, kind: str, staff: User,
+                  project: Project | None = None) -> RecoveryProof:
+    """Ask the requester for a proof of ``kind``; for repo_branch, ``project`` names the
+    repository. A submitted request moves to awaiting proof. Raises ProofError."""
+    recovery = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
+    _check_requestable(recovery, kind)
+    assert recovery.user is not None
+    proof = RecoveryProof.objects.create(request=recovery, kind=kind, requested_by=staff)
+    if kind == ProofKind.REPO_BRANCH:
+        _prepare_branch(proof, recovery.user, project)
+    record_event(user=recovery.user, kind=EventKind.RECOVERY_PROOF_REQUESTED,
+                 details={"request": recovery.public_id, "kind": kind})
+    send_mail(to=[recovery.contact_email], template="recovery_proof_requested",
+              context={"request_id": recovery.public_id, "kind": ProofKind(kind).label})
+    if recovery.state == State.SUBMITTED:
+        workflow.move(recovery=recovery, to=State.AWAITING_PROOF, actor=workflow.Actor.STAFF,
+                      staff=staff, reason=f"Asked for a proof: {ProofKind(kind).label}.")
+    return proof
+
+
+def _check_requestable(recovery: RecoveryRequest, kind: str) -> None:
+    if recovery.user is None:
+        raise ProofError("No account has the username this request names: no proof can help.")
+    if recovery.state not in OPEN_STATES | {State.SUBMITTED}:
+        raise ProofError("This request is closed: it takes no more proofs.")
+    if kind not in KINDS_CHECKED_HERE:
+        raise ProofError("Choose a kind of proof the server checks.")
+
+
+def _prepare_branch(proof: RecoveryProof, user: User, project: Project | None) -> None:
+    if project is None or not Role.objects.filter(user=user, project=project).exists():
+        raise ProofError("Choose a project of this account.")
+    urls = git.repository_urls(project)
+    if not urls:
+        raise ProofError(f"The metadata of {project.name} names no repository Relatch can check.")
+    nonce = tokens.new_nonce()
+    proof.secret_digest = tokens.digest(tokens.branch_name(proof_id=proof.pk, nonce=nonce))
+    proof.expires_at = timezone.now() + BRANCH_LIFETIME
+    proof.evidence = {"project": project.name, "repository": urls[0], "nonce": nonce,
+                      "checks": 0}
+    proof.save()
+
+
+def branch_to_push(proof: RecoveryProof) -> str:
+    """The branch name the requester must push (derived again, never stored)."""
+    name = tokens.branch_name(proof_id=proof.pk, nonce=str(proof.evidence.get("nonce", "")))
+    if not tokens.matches(name, proof.secret_digest):
+        raise ProofError("This proof cannot be shown any more: ask staff for a new one.")
+    return name
+
+
+def check_repo_branch(*, proof: RecoveryProof) -> bool:
+    """Ask the repository (git ls-remote) whether the token branch is there; True once it
+    is. Runs git outside any transaction; records what it saw. Re-checked by a task."""
+    proof.refresh_from_db()
+    if proof.kind != ProofKind.REPO_BRANCH:
+        raise ProofError("This is not a branch proof.")
+    if proof.status != Status.PENDING or _expired(proof):
+        return proof.status == Status.SATISFIED
+    answer = git.ls_remote(url=str(proof.evidence.get("repository", "")),
+                           branch=branch_to_push(proof))
+    return _record_branch_check(proof.pk, answer)
+
+
+@transaction.atomic
+def _record_branch_check(proof_id: int, answer: git.LsRemote) -> bool:
+    proof = _locked(proof_id)
+    if proof.status != Status.PENDING:
+        return proof.status == Status.SATISFIED
+    checks = int(proof.evidence.get("checks", 0)) + 1
+    if answer.lines:
+        settle(proof, Status.SATISFIED, result="branch found", checks=checks,
+               seen=answer.lines[:1])
+    elif answer.timed_out:
+        settle(proof, Status.PENDING, result="no answer", checks=checks, error=answer.error)
+    elif answer.error:
+        settle(proof, Status.FAILED, result="repository error", checks=checks,
+               error=answer.error)
+    else:
+        settle(proof, Status.PENDING, result="branch absent", checks=checks, seen=[])
+    return proof.status == Status.SATISFIED
+
+
+def _locked(proof_id: int) -> RecoveryProof:
+    return (RecoveryProof.objects.select_for_update().select_related("request__user")
+            .get(pk=proof_id))
+
+
+@transaction.atomic
+def _expired(proof: RecoveryProof) -> bool:
+    """Settle ``proof`` as expired when its time is up (an unanswered code only ends the
+    code, not the proof)."""
+    if proof.kind == ProofKind.ACCOUNT_EMAIL or proof.expires_at is None:
+        return False
+    if proof.expires_at > timezone.now():
+        return False
+    locked = _locked(proof.pk)
+    if locked.status == Status.PENDING:
+        settle(locked, Status.EXPIRED, result="expired")
+    proof.refresh_from_db()
+    return True
+
+
+def _open(proof: RecoveryProof, kind: ProofKind) -> RecoveryProof:
+    """The proof, locked, if it may be answered now; else ProofError."""
+    locked = _locked(proof.pk)
+    if locked.kind != kind:
+        raise ProofError("This proof asks for something else.")
+    if locked.status != Status.PENDING:
+        raise ProofError(f"This proof is {Status(locked.status).label.lower()}: "
+                         "it takes no more answers.")
+    if locked.request.state not in OPEN_STATES or locked.request.user is None:
+        raise ProofError("This request takes no more proofs.")
+    return locked
+
+
+def _wrong(proof: RecoveryProof, result: str) -> bool:
+    """Count a wrong answer; the fifth fails the proof (ASVS 6.3.5: bounded guessing)."""
+    proof.attempts += 1
+    status = Status.FAILED if proof.attempts >= MAX_ATTEMPTS else Status.PENDING
+    settle(proof, status, result=result, attempts=proof.attempts)
+    return False
+
+
+@transaction.atomic
+def submit_api_token(*, proof: RecoveryProof, raw: str) -> bool:
+    """True when ``raw`` is a usable upload token of the account. The token is never
+    recorded: the evidence keeps its name only."""
+    if proof.expires_at is not None and _expired(proof):
+        return False
+    proof = _open(proof, ProofKind.API_TOKEN)
+    if len(raw) > MAX_SECRET_LENGTH:
+        return _wrong(proof, "malformed token")
+    try:
+        token = authenticate_token(raw=raw.strip())
+    except TokenRefusedError as refused:
+        return _wrong(proof, f"token refused ({refused.reason})")
+    if token.user_id != proof.request.user_id:
+        return _wrong(proof, "token of another account")
+    settle(proof, Status.SATISFIED, result="token of the account", token_name=token.name)
+    return True
+
+
+@transaction.atomic
+def submit_password(*, proof: RecoveryProof, password: str) -> bool:
+    """True when ``password`` is the account's current password (5 tries per proof)."""
+    if proof.expires_at is not None and _expired(proof):
+        return False
+    proof = _open(proof, ProofKind.PASSWORD)
+    user = proof.request.user
+    assert user is not None
+    if len(password) > MAX_SECRET_LENGTH or not user.check_password(password):
+        return _wrong(proof, "wrong password")
+    settle(proof, Status.SATISFIED, result="password of the account")
+    return True
+
+
+@transaction.atomic
+def send_account_email_code(*, proof: RecoveryProof, address: str) -> None:
+    """Mail a fresh 6-digit code, valid 10 minutes, to ``address``, which must be verified
+    on the account (NIST N3). At most three codes per proof."""
+    proof = _open(proof, ProofKind.ACCOUNT_EMAIL)
+    assert proof.request.user is not None
+    emails = {e.address.lower(): e.address for e in verified_account_emails(proof.request.user)}
+    target = emails.get(address.strip().lower())
+    if target is None:
+        raise ProofError("Choose one of the account's verified addresses.")
+    sent = int(proof.evidence.get("codes_sent", 0))
+    if sent >= MAX_CODES_SENT:
+        raise ProofError("Three codes were sent already: ask staff for a new proof.")
+    nonce = tokens.new_nonce()
+    proof.secret_digest = tokens.digest(tokens.email_code(proof_id=proof.pk, nonce=nonce))
+    proof.expires_at = timezone.now() + CODE_LIFETIME
+    proof.evidence = {**proof.evidence, "sent_to": mask_address(target), "codes_sent": sent + 1}
+    proof.save(update_fields=["secret_digest", "expires_at", "evidence"])
+    send_mail(to=[target], template="recovery_proof_code",
+              context={"username": proof.request.user.username, "security_notice": True,
+                       "request_id": proof.request.public_id, "minutes": 10},
+              link_builder="relatch.recovery.proofs.tokens.code_for_mail",
+              link_args={"proof_id": proof.pk, "nonce": nonce})
+
+
+@transaction.atomic
+def submit_account_email_code(*, proof: RecoveryProof, code: str) -> bool:
+    """True when ``code`` is the last code mailed for this proof and still valid."""
+    proof = _open(proof, ProofKind.ACCOUNT_EMAIL)
+    if not proof.secret_digest:
+        raise ProofError("Send a code to one of the account's addresses first.")
+    if proof.expires_at is None or proof.expires_at <= timezone.now():
+        raise ProofError("That code has expired: send a new one.")
+    if not tokens.matches(code.strip(), proof.secret_digest):
+        return _wrong(proof, "wrong code")
+    proof.secret_digest = ""  # single use
+    settle(proof, Status.SATISFIED, result="code from an address of the account")
+    proof.save(update_fields=["secret_digest"])
+    return True
+
+
+@transaction.atomic
+def vouch_as_co_owner(*, proof: RecoveryProof, co_owner: User, request: HttpRequest) -> bool:
+    """An owner of a project the account also owns, with two-step sign-in, vouches."""
+    proof = _open(proof, ProofKind.CO_OWNER)
+    account = proof.request.user
+    assert account is not None
+    if co_owner.pk == account.pk:
+        raise ProofError("The account cannot vouch for itself.")
+    if not has_second_factor(co_owner):
+        raise ProofError("Vouching needs two-step sign-in on your account.")
+    shared = shared_owned_projects(account, co_owner)
+    if not shared:
+        raise ProofError("Only an owner of a project this account also owns can vouch.")
+    record_event(user=co_owner, kind=EventKind.RECOVERY_PROOF_CHECKED, request=request,
+                 details={"request": proof.request.public_id, "vouched_for": account.username})
+    settle(proof, Status.SATISFIED, result="a co-owner vouched", vouched_by=co_owner.username,
+           projects=[p.name for p in shared])
+    return True

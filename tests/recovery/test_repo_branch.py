@@ -1,0 +1,193 @@
+"""The repo_branch proof with real git over loopback (DESIGN §8: no mock of git).
+
+A bare repository is served by ``git daemon`` on 127.0.0.1; the requester's clone pushes the
+branch the proof page names, and ``check_repo_branch`` sees it with ``git ls-remote``.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from relatch.audit.models import EventKind, SecurityEvent
+from relatch.recovery.models import ProofKind, RecoveryProof, State
+from relatch.recovery.proofs import git, services
+from tests.mfa.factor_rows import add_app
+from tests.recovery.proof_rows import asked, committed, make_project
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
+]
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "Alice", "GIT_AUTHOR_EMAIL": "alice@example.org",
+           "GIT_COMMITTER_NAME": "Alice", "GIT_COMMITTER_EMAIL": "alice@example.org",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def run_git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_repo(tmp_path):
+    """A bare repository with one commit on main, served read-only by git daemon."""
+    base = tmp_path / "served"
+    bare = base / "sandwich.git"
+    bare.mkdir(parents=True)
+    run_git("init", "--bare", "-q", "-b", "main", str(bare), cwd=tmp_path)
+    run_git("config", "daemon.receivepack", "true", cwd=bare)
+    work = tmp_path / "work"
+    run_git("clone", "-q", str(bare), str(work), cwd=tmp_path)
+    (work / "README").write_text("sandwich\n")
+    run_git("add", "README", cwd=work)
+    run_git("commit", "-q", "-m", "first", cwd=work)
+    run_git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=work)
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--export-all", f"--base-path={base}", f"--port={port}",
+         "--listen=127.0.0.1", "--reuseaddr", str(base)],
+        env=GIT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"git://127.0.0.1:{port}/sandwich.git"
+    _wait_for(port)
+    yield url, work
+    daemon.terminate()
+    daemon.wait(timeout=10)
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("git daemon did not start")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user(username="dana", is_staff=True)
+
+
+def branch_proof(user, staff, url, **kwargs):
+    project = make_project(user, urls={"Source": url})
+    return asked(user, staff, ProofKind.REPO_BRANCH, project=project, **kwargs)
+
+
+def test_the_pushed_branch_satisfies_the_proof(user, staff, served_repo, mail):
+    """DESIGN §5 repo_branch: the server sees the branch by itself and records what it saw;
+    a lone proof on an account without 2FA is enough (policy), so it awaits approval."""
+    url, work = served_repo
+    recovery, proof = branch_proof(user, staff, url)
+    branch = services.branch_to_push(proof)
+    assert branch.startswith("relatch-recovery-") and len(branch) >= 16 + 17
+    assert proof.evidence["repository"] == url
+    assert branch not in str(proof.evidence) and proof.secret_digest != branch
+    assert committed(services.check_repo_branch, proof=proof) is False
+    proof.refresh_from_db()
+    assert (proof.status, proof.evidence["last_result"]) == ("pending", "branch absent")
+
+    run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+    assert committed(services.check_repo_branch, proof=proof) is True
+    proof.refresh_from_db()
+    recovery.refresh_from_db()
+    assert proof.status == RecoveryProof.Status.SATISFIED
+    assert proof.evidence["seen"][0].endswith(f"\trefs/heads/{branch}")
+    assert proof.evidence["checks"] == 2
+    assert recovery.state == State.AWAITING_APPROVAL
+    assert SecurityEvent.objects.filter(user=user, kind=EventKind.RECOVERY_PROOF_CHECKED,
+                                        details__status="satisfied").exists()
+    texts = [mail.text(m) for m in mail.to("alice@example.org")]
+    assert any('"A branch pushed' in t and "is now satisfied" in t for t in texts)
+    assert not any(branch in t for t in texts)  # the secret is never mailed
+
+
+def test_one_branch_proof_on_a_2fa_account_starts_the_waiting_period(user, staff, served_repo):
+    """DESIGN §5: an account with 2FA and one proof waits RECOVERY_WAIT (NIST N6)."""
+    url, work = served_repo
+    add_app(user)
+    recovery, proof = branch_proof(user, staff, url)
+    run_git("push", "-q", "origin", f"HEAD:refs/heads/{services.branch_to_push(proof)}",
+            cwd=work)
+    assert committed(services.check_repo_branch, proof=proof) is True
+    recovery.refresh_from_db()
+    assert recovery.state == State.IN_WAITING_PERIOD
+    assert recovery.wait_ends_at is not None
+
+
+def test_another_branch_name_does_not_count(user, staff, served_repo):
+    url, work = served_repo
+    recovery, proof = branch_proof(user, staff, url)
+    run_git("push", "-q", "origin", "HEAD:refs/heads/relatch-recovery-000000000000", cwd=work)
+    assert committed(services.check_repo_branch, proof=proof) is False
+    proof.refresh_from_db()
+    assert proof.status == "pending"
+
+
+def test_an_unreachable_repository_fails_the_proof_with_what_git_said(user, staff):
+    url = f"git://127.0.0.1:{free_port()}/nothing.git"
+    recovery, proof = branch_proof(user, staff, url)
+    assert committed(services.check_repo_branch, proof=proof) is False
+    proof.refresh_from_db()
+    recovery.refresh_from_db()
+    assert proof.status == RecoveryProof.Status.FAILED
+    assert proof.evidence["last_result"] == "repository error" and proof.evidence["error"]
+    assert recovery.state == State.AWAITING_PROOF
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc", "ssh://git@example.org/x.git", "ext::sh -c touch% /tmp/pwned",
+    "/srv/repo.git", "-uhttps://example.org/x.git", "https://exa mple.org/x.git",
+])
+def test_only_http_and_git_urls_are_ever_contacted(url):
+    """ASVS 1.3.6 (SSRF): metadata cannot make the server read files or run commands."""
+    assert git.repository_url("Source", url) is None
+    assert git.ls_remote(url=url, branch="b").error
+
+
+@pytest.mark.parametrize(("label", "url", "expected"), [
+    ("Homepage", "https://github.com/alice/sandwich/tree/main", "https://github.com/alice/sandwich"),
+    ("Docs", "https://gitlab.com/alice/sandwich", "https://gitlab.com/alice/sandwich"),
+    ("Anything", "https://git.example.org/sandwich.git", "https://git.example.org/sandwich.git"),
+    ("Source", "https://git.example.org/sandwich", "https://git.example.org/sandwich"),
+    ("Documentation", "https://docs.example.org/sandwich", None),
+    ("Homepage", "https://github.com/alice", None),
+])
+def test_which_project_urls_name_a_repository(label, url, expected):
+    assert git.repository_url(label, url) == expected
+
+
+def test_an_expired_branch_proof_is_expired_not_checked(user, staff, served_repo):
+    url, _ = served_repo
+    recovery, proof = branch_proof(user, staff, url)
+    RecoveryProof.objects.filter(pk=proof.pk).update(expires_at=proof.created_at)
+    assert committed(services.check_repo_branch, proof=proof) is False
+    proof.refresh_from_db()
+    assert proof.status == RecoveryProof.Status.EXPIRED
+
+
+def test_the_proof_page_shows_the_branch_and_checks_on_demand(client, user, staff, served_repo):
+    from relatch.recovery.proofs.views import proof_page_url
+
+    url, work = served_repo
+    recovery, proof = branch_proof(user, staff, url)
+    page = proof_page_url(proof).removeprefix("http://testserver")
+    page = page[page.index("/recovery/"):]
+    branch = services.branch_to_push(proof)
+    assert branch in client.get(page).content.decode()
+    response = client.post(page, follow=True)
+    assert "not in the repository yet" in response.content.decode()
+    run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+    response = client.post(page, follow=True)
+    assert "Proof accepted" in response.content.decode()
+    assert branch not in response.content.decode()  # shown only while it is needed
