@@ -1,0 +1,96 @@
+"""Forms of the staff desk: they parse; the services decide."""
+
+from typing import Any
+
+from django import forms
+
+from relatch.accounts.models import User
+from relatch.index.models import Project
+from relatch.index.names import normalize_project_name
+from relatch.recovery.desk.services import MAX_MESSAGE, MAX_REASON
+from relatch.recovery.models import ProofKind, State
+
+MAX_AGE_DAYS = 3650
+
+
+class QueueFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label="State", required=False,
+        choices=[("", "Open requests"), *State.choices, ("all", "Every state")],
+        error_messages={"invalid_choice": "Pick a state from the list."},
+    )
+    older_than = forms.IntegerField(
+        label="Older than (days)", required=False, min_value=0, max_value=MAX_AGE_DAYS,
+        error_messages={"invalid": "Enter a whole number of days.",
+                        "min_value": "Enter 0 days or more.",
+                        "max_value": f"Enter at most {MAX_AGE_DAYS} days."},
+    )
+    owns_projects = forms.ChoiceField(
+        label="Account owns projects", required=False,
+        choices=[("", "Either"), ("yes", "Yes"), ("no", "No")],
+        error_messages={"invalid_choice": "Pick yes, no or either."},
+    )
+    mine = forms.BooleanField(label="Assigned to me", required=False)
+
+
+def _reason_field(label: str, required_message: str) -> forms.CharField:
+    return forms.CharField(
+        label=label, max_length=MAX_REASON, widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": required_message,
+                        "max_length": f"The reason has at most {MAX_REASON} characters."},
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(
+        label="Assign to", required=False, to_field_name="username", empty_label="No one",
+        queryset=User.objects.filter(is_staff=True, is_active=True).order_by("username"),
+        error_messages={"invalid_choice": "Pick a staff member from the list."},
+    )
+
+
+class MessageForm(forms.Form):
+    body = forms.CharField(
+        label="Message to the requester", max_length=MAX_MESSAGE,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": "Write the message first.",
+                        "max_length": f"A message has at most {MAX_MESSAGE} characters."},
+    )
+
+
+class ProofForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Proof", choices=ProofKind.choices,
+        error_messages={"required": "Pick the kind of proof.",
+                        "invalid_choice": "Pick a kind of proof from the list."},
+    )
+    project = forms.CharField(
+        label="Project (for a repository branch)", required=False, max_length=200,
+        error_messages={"max_length": "A project name has at most 200 characters."},
+    )
+
+    def clean_project(self) -> Project | None:
+        name = str(self.cleaned_data.get("project") or "").strip()
+        if not name:
+            return None
+        project = Project.objects.filter(normalized_name=normalize_project_name(name)).first()
+        if project is None:
+            raise forms.ValidationError("No project has this name.")
+        return project
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        wants_project = cleaned.get("kind") == ProofKind.REPO_BRANCH
+        if wants_project and not cleaned.get("project") and not self.has_error("project"):
+            self.add_error("project", "A branch proof needs one of the account's projects.")
+        return cleaned
+
+
+class DenyForm(forms.Form):
+    reason = _reason_field("Why is the request denied?", "Write why the request is denied.")
+
+
+class OverrideForm(forms.Form):
+    reason = _reason_field(
+        "Why go on without a proof?", "An override needs a written reason."
+    )

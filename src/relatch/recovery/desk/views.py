@@ -1,0 +1,210 @@
+"""The staff desk's pages: the queue, a request's detail and its actions (issue 5 point 7).
+
+Only staff see the desk: anyone else, signed in or not, gets the same 404 as for a page that
+does not exist, so the desk is not even revealed. Staff need a second factor for every page and
+a fresh password for every action (a stolen staff session must not recover accounts).
+"""
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from relatch.accounts.models import User
+from relatch.accounts.reauth import is_recently_authenticated, reauthenticate_url
+from relatch.mfa.policy import has_second_factor
+from relatch.recovery.desk import queries, services
+from relatch.recovery.desk.forms import (
+    AssignForm,
+    DenyForm,
+    MessageForm,
+    OverrideForm,
+    ProofForm,
+    QueueFilterForm,
+)
+from relatch.recovery.desk.services import DeskRefusedError
+from relatch.recovery.models import RecoveryRequest
+from relatch.recovery.policy import verdict
+
+View = Callable[..., HttpResponse]
+FORMS: dict[str, type[forms.Form]] = {
+    "assign_form": AssignForm, "message_form": MessageForm, "proof_form": ProofForm,
+    "deny_form": DenyForm, "override_form": OverrideForm,
+}
+
+
+def _staff(request: HttpRequest) -> User:
+    user = request.user
+    # 404, not 403: people without the role must not learn that a desk exists here.
+    if not (isinstance(user, User) and user.is_authenticated and user.is_staff
+            and user.is_active):
+        raise Http404("No such page.")
+    return user
+
+
+def staff_only(view: View) -> View:
+    """Staff with a second factor only; everyone else sees a 404."""
+
+    @login_not_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        staff = _staff(request)
+        if not has_second_factor(staff):
+            return render(request, "recovery/desk/needs_second_factor.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@staff_only
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    """The queue, oldest first, with its filters."""
+    form = QueueFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_bound and form.is_valid():
+        filters = _filters(form.cleaned_data, _staff(request))
+    return render(request, "recovery/desk/queue.html", {
+        "form": form, "rows": queries.queue(**filters),
+        "target": queries.first_answer_target(),
+    }, status=400 if form.is_bound and form.errors else 200)
+
+
+def _filters(data: dict[str, Any], staff: User) -> dict[str, Any]:
+    owns = {"yes": True, "no": False}.get(data.get("owns_projects") or "")
+    days = data.get("older_than")
+    return {
+        "state": data.get("state") or None,
+        "older_than": timedelta(days=days) if days is not None else None,
+        "owns_projects": owns,
+        "assigned_to": staff if data.get("mine") else None,
+    }
+
+
+def _recovery(public_id: str) -> RecoveryRequest:
+    return get_object_or_404(RecoveryRequest.objects.select_related("user", "assigned_to"),
+                             public_id=public_id)
+
+
+@staff_only
+@require_GET
+def detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A request with the account's facts, the proofs, the history and the actions."""
+    return _detail_page(request, _recovery(public_id))
+
+
+def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int = 200,
+                 **bound: forms.Form) -> HttpResponse:
+    staff = _staff(request)
+    context: dict[str, Any] = {name: form_class() for name, form_class in FORMS.items()}
+    context.update(bound)
+    context.update({
+        "recovery": recovery, "facts": queries.account_facts(recovery),
+        "proofs": list(recovery.proofs.select_related("requested_by")),
+        "weak_evidence": _weak_evidence(recovery),
+        "approvals": list(recovery.approvals.select_related("staff").order_by("created_at")),
+        "transitions": list(recovery.transitions.select_related("staff")),
+        "messages_": list(recovery.messages.select_related("staff")),
+        "verdict": verdict(recovery) if recovery.user_id else None,
+        "own_account": recovery.user_id == staff.pk,
+        "target": queries.first_answer_target(),
+    })
+    return render(request, "recovery/desk/detail.html", context, status=status)
+
+
+def _weak_evidence(recovery: RecoveryRequest) -> list[str]:
+    try:
+        from relatch.recovery.proofs.services import weak_evidence
+    except ImportError:  # the proofs module is built alongside the desk
+        return []
+    return list(weak_evidence(recovery))
+
+
+Handler = Callable[[HttpRequest, RecoveryRequest, User, dict[str, Any]], str]
+
+
+def _action(form_name: str | None, handler: Handler) -> View:
+    """A POST-only desk action: fresh password, valid form, then the service; a refusal is
+    shown on the detail page and changes nothing."""
+
+    @staff_only
+    def view(request: HttpRequest, public_id: str) -> HttpResponse:
+        recovery = _recovery(public_id)
+        back = reverse("desk:detail", args=[recovery.public_id])
+        if request.method != "POST":  # GET never changes state
+            return redirect(back)
+        if not is_recently_authenticated(request):
+            messages.info(request, "Confirm your password, then send the form again.")
+            return redirect(reauthenticate_url(back))
+        form = FORMS[form_name](request.POST) if form_name else None
+        if form is not None and form_name and not form.is_valid():
+            return _detail_page(request, recovery, status=400, **{form_name: form})
+        try:
+            done = handler(request, recovery, _staff(request), form.cleaned_data if form else {})
+        except DeskRefusedError as refusal:
+            messages.error(request, refusal.message)
+            return _detail_page(request, _recovery(public_id), status=409)
+        messages.success(request, done)
+        return redirect(back)
+
+    return view
+
+
+def _assign(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    assignee = data.get("assignee")
+    services.assign(recovery=r, staff=staff, assignee=assignee)
+    return f"Assigned to {assignee.username}." if assignee else "Unassigned."
+
+
+def _assign_me(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.assign(recovery=r, staff=staff, assignee=staff)
+    return "Assigned to you."
+
+
+def _message(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.message_requester(recovery=r, staff=staff, body=data["body"])
+    return "Message sent to the requester."
+
+
+def _proof(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    proof = services.request_proof(recovery=r, staff=staff, kind=data["kind"],
+                                   project=data.get("project"))
+    return f"Asked the requester for a proof: {proof.get_kind_display()}."
+
+
+def _approve(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    count = services.approve(recovery=r, staff=staff, request=request)
+    return f"Approved ({count} approval{'s' if count != 1 else ''} so far)."
+
+
+def _deny(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.deny(recovery=r, staff=staff, reason=data["reason"])
+    return "The request is denied."
+
+
+def _override(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.override(recovery=r, staff=staff, reason=data["reason"])
+    return "Override recorded: the waiting period has started."
+
+
+def _complete(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.complete(recovery=r, staff=staff, request=request)
+    return "The recovery is complete; the requester was sent a link to set a password."
+
+
+assign = _action("assign_form", _assign)
+assign_me = _action(None, _assign_me)
+message = _action("message_form", _message)
+request_proof = _action("proof_form", _proof)
+approve = _action(None, _approve)
+deny = _action("deny_form", _deny)
+override = _action("override_form", _override)
+complete = _action(None, _complete)
