@@ -202,6 +202,16 @@ class _Supervisor:
         return 0 if requested and obeyed else 1
 
 
+def _schedule_background_work() -> None:
+    """Make sure the recovery desk's periodic pass (end of waits, reminders, branch re-checks)
+    is queued; each pass queues the next, so one is enough and a restart keeps it."""
+    from datetime import timedelta
+
+    from relatch.recovery.tasks import ensure_tick_scheduled
+
+    ensure_tick_scheduled(delay=timedelta(0))
+
+
 def serve(host: str, port: int) -> int:
     """Start Relatch: migrate, then gunicorn and the background worker, until TERM or Ctrl-C."""
     commands = {
@@ -211,6 +221,7 @@ def serve(host: str, port: int) -> int:
     _check_can_listen(host, port)
     base_url_given = bool(os.environ.get("RELATCH_BASE_URL"))
     _prepare(host, port)
+    _schedule_background_work()
     supervisor = _Supervisor()
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
@@ -264,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if argv and argv[0] == "worker":
         argv = [*WORKER_ARGS, *argv[1:]]
+        _setup_django()
+        _schedule_background_work()
     if not argv or argv[0] in {"-h", "--help"}:
         _parser().print_help()
         print("\nAlso: createstaff, demo, and every Django management command (migrate, …).")

@@ -1,0 +1,49 @@
+"""The recovery tick: a background task that does one housekeeping pass and queues the next.
+
+The schedule lives in the task queue's database table, so it survives a restart of the
+server or the worker: each tick queues its successor (``run_after`` = now + TICK_EVERY) before
+it ends, even when its pass failed. Operators start the chain once with
+``relatch recovery_tick`` (idempotent: it runs a pass now and queues a tick only when none is
+waiting).
+"""
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.tasks import task
+from django.utils import timezone
+
+TICK_EVERY: timedelta = getattr(settings, "RECOVERY_TICK_EVERY", timedelta(minutes=10))
+
+
+@task()
+def recovery_tick() -> dict[str, Any]:
+    """One pass of ``relatch.recovery.housekeeping.run_pass``, then the next tick."""
+    from relatch.recovery.housekeeping import run_pass
+
+    try:
+        return asdict(run_pass())
+    finally:
+        ensure_tick_scheduled()
+
+
+def tick_is_waiting() -> bool:
+    """Whether a tick is already queued (ready or scheduled for later)."""
+    from django.tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(
+        task_path=recovery_tick.module_path, status=TaskResultStatus.READY
+    ).exists()
+
+
+def ensure_tick_scheduled(*, delay: timedelta | None = None) -> bool:
+    """Queue a tick ``delay`` from now (default TICK_EVERY) unless one is already waiting;
+    return whether one was queued. Safe to call any number of times."""
+    if tick_is_waiting():
+        return False
+    run_after = timezone.now() + (TICK_EVERY if delay is None else delay)
+    recovery_tick.using(run_after=run_after).enqueue()
+    return True
