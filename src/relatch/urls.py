@@ -11,7 +11,11 @@ urlpatterns = [
     path("account/two-factor/recovery-codes/", include("relatch.mfa.recovery_codes.urls")),
     path("account/login/", include("relatch.mfa.newdevice.urls")),
     path("account/recovery/", include("relatch.mfa.selfservice.urls")),
+    path("recovery/request/", include("relatch.recovery.requester.urls")),
+    path("recovery/proof/", include("relatch.recovery.proofs.urls")),
+    path("desk/", include("relatch.recovery.desk.urls")),
     path("dev/", include("relatch.notify.urls")),
+    path("api/v1/", include("relatch.api.urls")),
     # The package index: installers (simple, files, JSON), twine (legacy), people (pages).
     path("", include("relatch.index.simple.urls")),
     path("legacy/", include("relatch.index.upload.urls")),

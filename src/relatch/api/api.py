@@ -1,0 +1,53 @@
+"""The JSON API under /api/v1/ (DESIGN §6): the recovery request's requester and staff sides
+and API-token management, with its OpenAPI schema at /api/v1/openapi.json.
+
+Every error is ``{"detail": "<message>"}`` with the fitting status; a body that fails the
+schema is a 422 whose ``detail`` names the field (and ``errors`` lists them all).
+"""
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import ValidationError
+
+from relatch.api import requester, staff, tokens
+
+api = NinjaAPI(
+    title="Relatch API",
+    version="1",
+    description=(
+        "Account recovery (requester and staff) and API tokens. Requesters authenticate with "
+        "`Authorization: Bearer <public_id>.<token>` from their status link; staff with a "
+        "staff-purpose API token; token management with the signed-in session."
+    ),
+    urls_namespace="api",
+    openapi_url="/openapi.json",
+    docs_url=None,  # the interactive page loads scripts from a CDN, which the CSP forbids
+)
+
+
+def _where(error: dict[str, Any]) -> str:
+    # ("body", "payload", "username") -> "username"; ("query", "state") -> "state"
+    parts = [str(p) for p in error.get("loc", ()) if p not in ("body", "payload", "query", "path")]
+    return ".".join(parts) or "request"
+
+
+@api.exception_handler(ValidationError)
+def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    errors = [{"field": _where(e), "message": str(e.get("msg", "Invalid value."))}
+              for e in exc.errors]
+    first = errors[0] if errors else {"field": "request", "message": "Invalid request."}
+    return api.create_response(
+        request, {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status=422
+    )
+
+
+@api.exception_handler(Http404)
+def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return api.create_response(request, {"detail": "Not found."}, status=404)
+
+
+api.add_router("/recovery", requester.router)
+api.add_router("/desk", staff.router)
+api.add_router("/account", tokens.router)

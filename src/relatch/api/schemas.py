@@ -1,0 +1,263 @@
+"""Request and response bodies of the JSON API. Every text field has a length limit, so an
+overlong value is a 422 with a message, never a 500 or a truncated write."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from ninja import Schema
+from pydantic import AfterValidator, Field
+
+from relatch.recovery.models import ProofKind, State
+
+MAX_TEXT = 5000
+MAX_REASON = 2000
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        raise ValueError("Enter a valid email address.") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("This may not be empty.")
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_not_blank)]
+Reason = Annotated[str, Field(max_length=MAX_REASON), AfterValidator(_not_blank)]
+StillHasValue = Literal["password", "email", "totp", "security_key", "recovery_codes",
+                        "api_token", "repo_push"]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+class DetailOut(Schema):
+    detail: str
+
+
+# -- requester ------------------------------------------------------------------------------
+
+
+class NewRequestIn(Schema):
+    username: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_not_blank)]
+    contact_email: Email
+    still_has: list[StillHasValue] = Field(default_factory=list, max_length=7)
+    description: str = Field(default="", max_length=MAX_TEXT)
+    agreed: bool = Field(description="Agreement to the code of conduct.")
+    acknowledged: bool = Field(description="Acknowledgement that review takes time.")
+
+
+class StartedOut(Schema):
+    public_id: str
+    detail: str
+
+
+class CodeIn(Schema):
+    code: str = Field(min_length=1, max_length=20)
+
+
+class MessageIn(Schema):
+    body: Text
+
+
+class ProofOut(Schema):
+    id: int
+    kind: str
+    kind_label: str
+    status: str
+    expires_at: datetime | None
+    instructions: str = ""
+
+
+class MessageOut(Schema):
+    author: str
+    body: str
+    created_at: datetime
+
+
+class StatusOut(Schema):
+    public_id: str
+    state: str
+    state_label: str
+    created_at: datetime
+    wait_ends_at: datetime | None
+    waiting_for_you_since: datetime | None
+    pending_proofs: list[ProofOut]
+    messages: list[MessageOut]
+    may_cancel: bool
+    may_reopen: bool
+
+
+# -- staff ----------------------------------------------------------------------------------
+
+
+class QueueFilters(Schema):
+    state: Literal[tuple(State.values) + ("all",)] | None = None  # type: ignore[valid-type]
+    older_than_days: int | None = Field(default=None, ge=0, le=3650)
+    owns_projects: bool | None = None
+    assigned_to_me: bool = False
+
+
+class QueueRowOut(Schema):
+    public_id: str
+    username_claimed: str
+    account_matched: bool
+    owns_projects: bool
+    state: str
+    state_label: str
+    created_at: datetime
+    age_seconds: int
+    first_answer_at: datetime | None
+    over_target: bool
+    assigned_to: str
+
+
+class StaffProofOut(ProofOut):
+    evidence: dict[str, object]
+    created_at: datetime
+    checked_at: datetime | None
+    requested_by: str
+
+
+class StaffMessageOut(MessageOut):
+    staff: str
+
+
+class TransitionOut(Schema):
+    from_state: str
+    to_state: str
+    actor: str
+    staff: str
+    reason: str
+    created_at: datetime
+
+
+class VerdictOut(Schema):
+    may_complete: bool
+    missing: list[str]
+    approvals_needed: int
+    approvals: list[str]
+
+
+class AddressOut(Schema):
+    address: str
+    primary: bool
+    verified: bool
+    verified_at: datetime | None
+
+
+class ProjectOut(Schema):
+    name: str
+    role: str
+    urls: list[tuple[str, str]]
+
+
+class EventOut(Schema):
+    kind: str
+    label: str
+    created_at: datetime
+    ip_address: str | None
+
+
+class KeyOut(Schema):
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class CodesOut(Schema):
+    made_at: datetime
+    confirmed_at: datetime | None
+    total: int
+    used: int
+
+
+class FactsOut(Schema):
+    username: str
+    is_active: bool
+    date_joined: datetime
+    totp_since: datetime | None
+    keys: list[KeyOut]
+    recovery_codes: CodesOut | None
+    addresses: list[AddressOut]
+    projects: list[ProjectOut]
+    signins: list[EventOut]
+    events: list[EventOut]
+    earlier_requests: list[str]
+
+
+class RequestDetailOut(Schema):
+    public_id: str
+    username_claimed: str
+    account_matched: bool
+    contact_email: str
+    still_has: list[str]
+    description: str
+    state: str
+    state_label: str
+    created_at: datetime
+    updated_at: datetime
+    wait_ends_at: datetime | None
+    awaiting_requester_since: datetime | None
+    assigned_to: str
+    override_reason: str
+    reminders_sent: int
+    proofs: list[StaffProofOut]
+    messages: list[StaffMessageOut]
+    transitions: list[TransitionOut]
+    verdict: VerdictOut
+    weak_evidence: list[str]
+    facts: FactsOut | None
+
+
+class AssignIn(Schema):
+    assignee: str | None = Field(default=None, max_length=50,
+                                 description="A staff username, or null to unassign.")
+
+
+class ProofRequestIn(Schema):
+    kind: Literal[tuple(ProofKind.values)]  # type: ignore[valid-type]
+    project: str | None = Field(default=None, max_length=200)
+
+
+class ReasonIn(Schema):
+    reason: Reason
+
+
+class ApprovalsOut(Schema):
+    detail: str
+    approvals: int
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    purpose: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenIn(Schema):
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
+    project: str | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="The token itself: shown this once, never again.")

@@ -1,0 +1,161 @@
+"""The staff side of the JSON API: the queue, a request's detail with the account's facts, and
+the desk's actions. Authenticated by a staff-purpose API token (``relatch.api.auth``); every
+action goes through ``relatch.recovery.desk.services``, which writes the StaffAction."""
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+from ninja.errors import HttpError
+
+from relatch.accounts.models import User
+from relatch.api.auth import staff_token
+from relatch.api.schemas import (
+    ApprovalsOut,
+    AssignIn,
+    ErrorOut,
+    MessageIn,
+    ProofRequestIn,
+    QueueFilters,
+    QueueRowOut,
+    ReasonIn,
+    RequestDetailOut,
+    StaffMessageOut,
+    StaffProofOut,
+)
+from relatch.api.staff_detail import detail_of, proof_out
+from relatch.index.models import Project
+from relatch.recovery.models import ProofKind, RecoveryRequest
+
+router = Router(tags=["recovery: staff"], auth=staff_token)
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+          422: ErrorOut}
+NOT_FOUND = "There is no recovery request with this id."
+
+
+def _staff(request: HttpRequest) -> User:
+    user: User = request.auth  # type: ignore[attr-defined]
+    return user
+
+
+def _filed(public_id: str) -> RecoveryRequest:
+    recovery = (RecoveryRequest.objects.select_related("user", "assigned_to")
+                .filter(public_id=public_id[:24], contact_confirmed_at__isnull=False).first())
+    if recovery is None or len(public_id) > 24:
+        raise HttpError(404, NOT_FOUND)
+    return recovery
+
+
+def _desk(action: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a desk action; its refusal becomes a 409 with the desk's own message."""
+    from relatch.recovery.desk.services import DeskRefusedError
+
+    try:
+        return action(**kwargs)
+    except DeskRefusedError as refusal:
+        raise HttpError(409, refusal.message) from None
+
+
+@router.get("/requests", response={200: list[QueueRowOut], **ERRORS})
+def queue(request: HttpRequest, filters: Query[QueueFilters]) -> list[QueueRowOut]:
+    """The queue, oldest first (open requests unless ``state`` says otherwise)."""
+    from relatch.recovery.desk.queries import queue as desk_queue
+
+    older = timedelta(days=filters.older_than_days) if filters.older_than_days else None
+    rows = desk_queue(state=filters.state, older_than=older, owns_projects=filters.owns_projects,
+                      assigned_to=_staff(request) if filters.assigned_to_me else None)
+    return [QueueRowOut(**{**row.__dict__, "age_seconds": int(row.age.total_seconds())})
+            for row in rows]
+
+
+@router.get("/requests/{public_id}", response={200: RequestDetailOut, **ERRORS})
+def detail(request: HttpRequest, public_id: str) -> RequestDetailOut:
+    """Everything staff see of a request: proofs, messages, history, the policy's verdict,
+    weak evidence and the account's facts."""
+    return detail_of(_filed(public_id))
+
+
+@router.post("/requests/{public_id}/assign", response={200: RequestDetailOut, **ERRORS})
+def assign(request: HttpRequest, public_id: str, payload: AssignIn) -> RequestDetailOut:
+    """Assign the request to a staff member (by username), or unassign with null."""
+    from relatch.recovery.desk import services as desk
+
+    recovery = _filed(public_id)
+    assignee = None
+    if payload.assignee is not None:
+        assignee = User.objects.filter(username__iexact=payload.assignee.strip()).first()
+        if assignee is None:
+            raise HttpError(400, "There is no staff member with that username.")
+    _desk(desk.assign, recovery=recovery, staff=_staff(request), assignee=assignee)
+    return detail_of(recovery)
+
+
+@router.post("/requests/{public_id}/messages", response={201: StaffMessageOut, **ERRORS})
+def message(request: HttpRequest, public_id: str,
+            payload: MessageIn) -> Status[StaffMessageOut]:
+    """Write to the requester (shown on their status page and mailed to them)."""
+    from relatch.recovery.desk import services as desk
+
+    staff = _staff(request)
+    sent = _desk(desk.message_requester, recovery=_filed(public_id), staff=staff,
+                 body=payload.body)
+    return Status(201, StaffMessageOut(author=sent.author, body=sent.body,
+                                       created_at=sent.created_at, staff=staff.username))
+
+
+@router.post("/requests/{public_id}/proofs", response={201: StaffProofOut, **ERRORS})
+def request_proof(request: HttpRequest, public_id: str,
+                  payload: ProofRequestIn) -> Status[StaffProofOut]:
+    """Ask the requester for a proof (``project`` names the project for ``repo_branch``)."""
+    from relatch.recovery.desk import services as desk
+
+    project = None
+    if payload.project:
+        project = Project.objects.filter(name__iexact=payload.project.strip()).first()
+        if project is None:
+            raise HttpError(400, "There is no project with that name.")
+    proof = _desk(desk.request_proof, recovery=_filed(public_id), staff=_staff(request),
+                  kind=ProofKind(payload.kind), project=project)
+    return Status(201, proof_out(proof))
+
+
+@router.post("/requests/{public_id}/approve", response={200: ApprovalsOut, **ERRORS})
+def approve(request: HttpRequest, public_id: str) -> ApprovalsOut:
+    """Approve (a second staff member's approval is a second call by another token)."""
+    from relatch.recovery.desk import services as desk
+
+    count = _desk(desk.approve, recovery=_filed(public_id), staff=_staff(request),
+                  request=request)
+    return ApprovalsOut(detail="Your approval was recorded.", approvals=count)
+
+
+@router.post("/requests/{public_id}/deny", response={200: RequestDetailOut, **ERRORS})
+def deny(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
+    """Deny the request with a written reason."""
+    from relatch.recovery.desk import services as desk
+
+    recovery = _filed(public_id)
+    _desk(desk.deny, recovery=recovery, staff=_staff(request), reason=payload.reason)
+    return detail_of(recovery)
+
+
+@router.post("/requests/{public_id}/override", response={200: RequestDetailOut, **ERRORS})
+def override(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
+    """Go on without a proof: a written reason, then the enforced wait and two approvals."""
+    from relatch.recovery.desk import services as desk
+
+    recovery = _filed(public_id)
+    _desk(desk.override, recovery=recovery, staff=_staff(request), reason=payload.reason)
+    return detail_of(recovery)
+
+
+@router.post("/requests/{public_id}/complete", response={200: RequestDetailOut, **ERRORS})
+def complete(request: HttpRequest, public_id: str) -> RequestDetailOut:
+    """Complete the recovery, if the policy allows it now."""
+    from relatch.recovery.desk import services as desk
+
+    recovery = _filed(public_id)
+    _desk(desk.complete, recovery=recovery, staff=_staff(request), request=request)
+    return detail_of(recovery)

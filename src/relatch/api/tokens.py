@@ -1,0 +1,94 @@
+"""API-token management in the JSON API, for the signed-in account (browser session, CSRF
+checked). Listing also works with a staff token, so a desk client can see its own tokens.
+
+The same services as the pages: a second factor is needed to mint, creating and revoking
+need a recent password confirmation (ASVS 7.5.1), and every change is announced.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Path, Router, Status
+from ninja.errors import HttpError
+
+from relatch.accounts.models import User
+from relatch.accounts.reauth import is_recently_authenticated
+from relatch.api.auth import signed_in, staff_token
+from relatch.api.schemas import ErrorOut, TokenCreatedOut, TokenIn, TokenOut
+from relatch.index.models import APIToken, Project
+from relatch.index.tokens import services as tokens
+from relatch.mfa.policy import SecondFactorRequiredError
+
+router = Router(tags=["API tokens"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+MAX_ID = 2**31 - 1
+
+
+def _user(request: HttpRequest) -> User:
+    user: User = request.auth  # type: ignore[attr-defined]
+    return user
+
+
+def _out(token: APIToken) -> TokenOut:
+    return TokenOut(id=token.pk, name=token.name, purpose=token.purpose,
+                    scope=tokens.describe_scope(token), created_at=token.created_at,
+                    last_used_at=token.last_used_at, expires_at=token.expires_at,
+                    revoked_at=token.revoked_at)
+
+
+def _recent(request: HttpRequest) -> None:
+    if not is_recently_authenticated(request):
+        raise HttpError(403, "Confirm your password first: " + settings.BASE_URL
+                        + reverse("signin:reauthenticate"))
+
+
+@router.get("/tokens", response={200: list[TokenOut], **ERRORS}, auth=[signed_in, staff_token])
+def list_tokens(request: HttpRequest) -> list[TokenOut]:
+    """The caller's tokens, newest first (revoked ones included, marked)."""
+    rows = APIToken.objects.select_related("project").filter(user=_user(request))
+    return [_out(row) for row in rows]
+
+
+@router.post("/tokens", response={201: TokenCreatedOut, **ERRORS}, auth=signed_in)
+def create_token(request: HttpRequest, payload: TokenIn) -> Status[TokenCreatedOut]:
+    """Mint an upload token; the token text is in this answer and nowhere else, ever."""
+    _recent(request)
+    user = _user(request)
+    project = _project(payload.project)
+    try:
+        row, text = tokens.create_token(request=request, user=user, name=payload.name,
+                                        project=project, expires_at=_aware(payload.expires_at))
+    except SecondFactorRequiredError as refusal:
+        raise HttpError(403, str(refusal)) from None
+    except tokens.TokenError as refusal:
+        raise HttpError(refusal.status, refusal.message) from None
+    return Status(201, TokenCreatedOut(**_out(row).dict(), token=text))
+
+
+def _project(name: str | None) -> Project | None:
+    if not name:
+        return None
+    project = Project.objects.filter(name__iexact=name.strip()).first()
+    if project is None:
+        raise HttpError(400, "There is no project with that name.")
+    return project
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        raise HttpError(400, "Give the expiry with its time zone, e.g. 2030-01-01T00:00:00Z.")
+    return moment
+
+
+@router.post("/tokens/{token_id}/revoke", response={200: TokenOut, **ERRORS}, auth=signed_in)
+def revoke_token(request: HttpRequest,
+                 token_id: int = Path(..., ge=1, le=MAX_ID)) -> TokenOut:
+    """Revoke one of your tokens; it stops working at once."""
+    _recent(request)
+    try:
+        row = tokens.revoke_token(request=request, user=_user(request), token_id=token_id)
+    except tokens.TokenError as refusal:
+        raise HttpError(refusal.status, refusal.message) from None
+    return _out(row)

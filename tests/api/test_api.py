@@ -1,0 +1,441 @@
+"""The JSON API under /api/v1/ (issue 5 §9): its schema, the requester's side (status token
+as the credential), the staff side (staff-purpose token of a staff member with a second
+factor) and API-token management. Every refusal is JSON {"detail": ...}, never a 500."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from relatch.audit.models import EventKind, SecurityEvent, StaffAction
+from relatch.index.models import APIToken
+from relatch.index.tokens.services import create_token
+from relatch.mfa.models import TotpDevice
+from relatch.recovery.models import (
+    RecoveryMessage,
+    RecoveryRequest,
+    RecoveryTransition,
+    State,
+)
+from tests.conftest import CommittingClient, sign_in
+from tests.mfa.factor_rows import add_app
+from tests.recovery.requests import make_request
+
+pytestmark = pytest.mark.django_db
+API = "/api/v1"
+CONTACT = "lost@example.net"
+STATUS_RE = re.compile(r"/recovery/request/status/([^/]+)/([^/]+)/")
+
+
+def post(client, path, body=None, **headers):
+    return client.post(API + path, body if body is not None else {},
+                       content_type="application/json", headers=headers)
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def new_request_body(**changes):
+    return {"username": "alice", "contact_email": CONTACT, "still_has": ["password"],
+            "description": "Lost my phone.", "agreed": True, "acknowledged": True, **changes}
+
+
+def code_from(mail, contact: str = CONTACT) -> str:
+    found = re.search(r"Your code: (\d{6})", mail.text(mail.last(contact)))
+    assert found, mail.text(mail.last(contact))
+    return found.group(1)
+
+
+def file_request(client, mail, **changes) -> str:
+    """Start and confirm a request through the API; return its status credential."""
+    body = new_request_body(**changes)
+    started = post(client, "/recovery/requests", body)
+    assert started.status_code == 202, started.content
+    public_id = started.json()["public_id"]
+    code = code_from(mail, body["contact_email"])
+    confirmed = post(client, f"/recovery/requests/{public_id}/confirm", {"code": code})
+    assert confirmed.status_code == 200, confirmed.content
+    link = next(url for url in mail.links(mail.last(body["contact_email"])) if "/status/" in url)
+    found = STATUS_RE.search(link)
+    assert found and found.group(1) == public_id
+    return f"{public_id}.{found.group(2)}"
+
+
+# -- the schema -----------------------------------------------------------------------------
+
+
+def test_the_openapi_schema_is_served_with_the_paths(client):
+    """DESIGN §6: the schema at /api/v1/openapi.json, with no sign-in."""
+    response = client.get(f"{API}/openapi.json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    for path in ("/api/v1/recovery/requests", "/api/v1/recovery/status",
+                 "/api/v1/desk/requests", "/api/v1/desk/requests/{public_id}/deny",
+                 "/api/v1/account/tokens"):
+        assert path in schema["paths"], path
+    assert {"StatusToken", "StaffToken"} <= set(schema["components"]["securitySchemes"])
+
+
+# -- the requester's side ------------------------------------------------------------------
+
+
+def test_a_requester_files_follows_messages_and_cancels(client, user, mail):
+    credential = file_request(client, mail)
+    recovery = RecoveryRequest.objects.get()
+    assert recovery.user == user and recovery.contact_confirmed_at is not None
+    # The owner was told, with a "this wasn't me" link (NIST N8).
+    assert any("/not-me/" in url for url in mail.links(mail.last("alice@example.org")))
+
+    status = client.get(f"{API}/recovery/status", headers=bearer(credential))
+    assert status.status_code == 200
+    assert status.json()["state"] == State.SUBMITTED
+    assert status.json()["may_cancel"] is True
+
+    sent = post(client, "/recovery/status/messages", {"body": "I still have my password."},
+                **bearer(credential))
+    assert sent.status_code == 201
+    assert RecoveryMessage.objects.get().author == RecoveryMessage.Author.REQUESTER
+    status = client.get(f"{API}/recovery/status", headers=bearer(credential))
+    assert [m["body"] for m in status.json()["messages"]] == ["I still have my password."]
+
+    cancelled = post(client, "/recovery/status/cancel", **bearer(credential))
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] == State.CANCELLED
+    assert RecoveryTransition.objects.get().actor == RecoveryTransition.Actor.REQUESTER
+
+
+def test_the_same_answer_whether_or_not_the_account_exists(client, user, mail):
+    """ASVS 6.3.8, FP1: status, body shape and message are the same for an unknown name."""
+    known = post(client, "/recovery/requests", new_request_body())
+    unknown = post(client, "/recovery/requests", new_request_body(username="nobody-here"))
+    assert known.status_code == unknown.status_code == 202
+    assert known.json()["detail"] == unknown.json()["detail"]
+    assert set(known.json()) == set(unknown.json()) == {"public_id", "detail"}
+
+
+def test_a_wrong_code_is_refused_and_files_nothing(client, user, mail):
+    started = post(client, "/recovery/requests", new_request_body())
+    public_id = started.json()["public_id"]
+    right = code_from(mail)
+    wrong = "000000" if right != "000000" else "111111"
+    response = post(client, f"/recovery/requests/{public_id}/confirm", {"code": wrong})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "That code is wrong."}
+    assert RecoveryRequest.objects.get().contact_confirmed_at is None
+    missing = post(client, "/recovery/requests/no-such-id/confirm", {"code": right})
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"username": "x" * 51}, "username"),
+    ({"username": "   "}, "username"),
+    ({"contact_email": "not an address"}, "contact_email"),
+    ({"contact_email": "a@" + "b" * 260 + ".org"}, "contact_email"),
+    ({"still_has": ["a magic wand"]}, "still_has"),
+    ({"description": "x" * 5001}, "description"),
+    ({"agreed": None}, "agreed"),
+])
+def test_bad_input_is_a_clear_422_and_changes_nothing(client, mail, changes, field):
+    response = post(client, "/recovery/requests", new_request_body(**changes))
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(field)
+    assert not RecoveryRequest.objects.exists()
+    assert mail.messages == []
+
+
+def test_agreements_are_required(client, mail):
+    response = post(client, "/recovery/requests", new_request_body(agreed=False))
+    assert response.status_code == 400
+    assert "code of conduct" in response.json()["detail"]
+    assert not RecoveryRequest.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[]", b'"text"'])
+def test_a_malformed_body_is_not_a_server_error(client, body):
+    response = client.post(f"{API}/recovery/requests", body, content_type="application/json")
+    assert response.status_code in (400, 422)
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize("credential", [
+    None, "", "no-dot-at-all", "abc.def", "x" * 500, "{public_id}.0000", "{public_id}.",
+    "{public_id}.{other_token}",
+])
+def test_a_wrong_status_token_is_401(client, user, make_user, mail, credential):
+    """The status link's secret is the only key: another request's token, a guessed one or
+    none opens nothing (and says nothing)."""
+    mine = file_request(client, mail)
+    mail.clear()
+    other = file_request(client, mail, username="someone-else", contact_email="o@example.net")
+    public_id = mine.split(".")[0]
+    headers = {}
+    if credential is not None:
+        value = credential.format(public_id=public_id, other_token=other.split(".", 1)[1])
+        headers = bearer(value)
+    response = client.get(f"{API}/recovery/status", headers=headers)
+    assert response.status_code == 401
+    assert isinstance(response.json()["detail"], str)
+    assert public_id not in response.content.decode()
+
+
+def test_an_unfiled_request_has_no_status(client, user, mail):
+    started = post(client, "/recovery/requests", new_request_body())
+    public_id = started.json()["public_id"]
+    response = client.get(f"{API}/recovery/status", headers=bearer(f"{public_id}.{'0' * 64}"))
+    assert response.status_code == 401
+
+
+# -- the staff side -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(make_user):
+    member = make_user(username="dana", is_staff=True)
+    add_app(member)
+    return member
+
+
+def token_of(user, purpose=APIToken.Purpose.STAFF) -> str:
+    row, text = create_token(request=None, user=user, name="desk", project=None,
+                             expires_at=None)
+    APIToken.objects.filter(pk=row.pk).update(purpose=purpose)
+    return text
+
+
+@pytest.fixture
+def desk(staff):
+    return bearer(token_of(staff))
+
+
+def test_staff_list_the_queue_and_see_the_facts(client, user, desk):
+    recovery = make_request(user)
+    make_request(user, contact_confirmed_at=None)  # never filed: not in the queue
+    listed = client.get(f"{API}/desk/requests", headers=desk)
+    assert listed.status_code == 200
+    assert [row["public_id"] for row in listed.json()] == [recovery.public_id]
+    detail = client.get(f"{API}/desk/requests/{recovery.public_id}", headers=desk)
+    assert detail.status_code == 200
+    body = detail.json()
+    assert body["facts"]["username"] == "alice"
+    assert [a["address"] for a in body["facts"]["addresses"]] == ["alice@example.org"]
+    assert body["verdict"]["may_complete"] is False
+
+
+@pytest.mark.parametrize(("query", "count"), [
+    ("", 1), ("?state=all", 2), ("?state=denied", 1), ("?assigned_to_me=true", 0),
+    ("?owns_projects=true", 0),
+])
+def test_queue_filters(client, user, desk, query, count):
+    make_request(user)
+    make_request(user, state=State.DENIED)
+    response = client.get(f"{API}/desk/requests{query}", headers=desk)
+    assert response.status_code == 200
+    assert len(response.json()) == count
+
+
+@pytest.mark.parametrize("query", ["?state=nonsense", "?older_than_days=-1",
+                                   "?older_than_days=99999999999999999999"])
+def test_bad_queue_filters_are_422(client, desk, query):
+    response = client.get(f"{API}/desk/requests{query}", headers=desk)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_a_staff_message_via_the_api_is_a_staff_action_and_a_mail(client, user, staff, desk,
+                                                                   mail):
+    recovery = make_request(user, contact=CONTACT)
+    response = post(client, f"/desk/requests/{recovery.public_id}/messages",
+                    {"body": "Please push the branch."}, **desk)
+    assert response.status_code == 201
+    action = StaffAction.objects.get(action="recovery:message")
+    assert (action.staff, action.subject) == (staff, user)
+    assert "Please push the branch." in mail.text(mail.last(CONTACT))
+    # The token's use is recorded on the staff member's account.
+    assert SecurityEvent.objects.filter(user=staff, kind=EventKind.API_TOKEN_USED).exists()
+
+
+def test_deny_needs_a_reason_then_denies(client, user, staff, desk):
+    recovery = make_request(user)
+    empty = post(client, f"/desk/requests/{recovery.public_id}/deny", {"reason": "  "}, **desk)
+    assert empty.status_code == 422
+    recovery.refresh_from_db()
+    assert recovery.state == State.SUBMITTED
+    denied = post(client, f"/desk/requests/{recovery.public_id}/deny",
+                  {"reason": "The proofs do not match."}, **desk)
+    assert denied.status_code == 200
+    assert denied.json()["state"] == State.DENIED
+    assert StaffAction.objects.filter(staff=staff, action="recovery:denied").exists()
+
+
+def test_a_refused_desk_action_is_409_with_the_reason(client, user, desk):
+    recovery = make_request(user)
+    response = post(client, f"/desk/requests/{recovery.public_id}/approve", **desk)
+    assert response.status_code == 409
+    assert "Approve once the proofs are in" in response.json()["detail"]
+    assert not StaffAction.objects.exists()
+
+
+def test_assign_to_a_staff_member(client, user, staff, desk):
+    recovery = make_request(user)
+    response = post(client, f"/desk/requests/{recovery.public_id}/assign",
+                    {"assignee": "dana"}, **desk)
+    assert response.status_code == 200
+    assert response.json()["assigned_to"] == "dana"
+    assert StaffAction.objects.filter(action="recovery:assign").exists()
+    nobody = post(client, f"/desk/requests/{recovery.public_id}/assign",
+                  {"assignee": "ghost"}, **desk)
+    assert nobody.status_code == 400
+
+
+def test_an_unknown_request_is_404(client, desk):
+    for path in ("/desk/requests/nope", "/desk/requests/" + "x" * 300):
+        response = client.get(API + path, headers=desk)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "There is no recovery request with this id."}
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "upload", "not staff", "no factor",
+                                  "revoked", "session"])
+def test_the_desk_refuses_anyone_but_staff_with_a_staff_token(client, user, make_user, staff,
+                                                              case):
+    """Staff are a role; only staff see the desk (issue 5), never with an upload token."""
+    recovery = make_request(user)
+    headers: dict[str, str] = {}
+    if case == "garbage":
+        headers = bearer("relatch-not-a-token")
+    elif case == "upload":
+        headers = bearer(token_of(staff, APIToken.Purpose.UPLOAD))
+    elif case == "not staff":
+        outsider = make_user(username="eve")
+        add_app(outsider)
+        headers = bearer(token_of(outsider))
+    elif case == "no factor":
+        headers = bearer(token_of(staff))
+        TotpDevice.objects.filter(user=staff).delete()  # a password-only staff account
+    elif case == "revoked":
+        headers = bearer(token_of(staff))
+        APIToken.objects.update(revoked_at="2020-01-01T00:00:00Z")
+    elif case == "session":
+        sign_in(client, staff)  # a signed-in staff browser is not a staff token
+    for response in (client.get(f"{API}/desk/requests", headers=headers),
+                     client.get(f"{API}/desk/requests/{recovery.public_id}", headers=headers),
+                     post(client, f"/desk/requests/{recovery.public_id}/deny",
+                          {"reason": "x"}, **headers)):
+        assert response.status_code in (401, 403), response.content
+        assert recovery.public_id not in response.content.decode()
+        assert isinstance(response.json()["detail"], str)
+    recovery.refresh_from_db()
+    assert recovery.state == State.SUBMITTED
+    assert not StaffAction.objects.exists()
+
+
+# -- API tokens -----------------------------------------------------------------------------
+
+
+def test_token_management_needs_a_session(client):
+    assert client.get(f"{API}/account/tokens").status_code == 401
+    assert post(client, "/account/tokens", {"name": "ci"}).status_code == 401
+
+
+def test_a_signed_in_user_lists_creates_and_revokes_tokens(client, user, mail):
+    add_app(user)
+    sign_in(client, user)
+    created = post(client, "/account/tokens", {"name": "ci"})
+    assert created.status_code == 201
+    token = created.json()
+    assert token["token"].startswith("relatch-")
+    listed = client.get(f"{API}/account/tokens")
+    assert [t["name"] for t in listed.json()] == ["ci"]
+    assert "token" not in listed.json()[0]  # shown once, never again
+    revoked = post(client, f"/account/tokens/{token['id']}/revoke")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    again = post(client, f"/account/tokens/{token['id']}/revoke")
+    assert again.status_code == 400
+    assert post(client, "/account/tokens/999999999999/revoke").status_code == 422
+    assert "token" in str(mail.last("alice@example.org")["Subject"]).lower()
+
+
+def test_creating_a_token_needs_a_second_factor_and_a_fresh_password(client, user):
+    sign_in(client, user)
+    refused = post(client, "/account/tokens", {"name": "ci"})
+    assert refused.status_code == 403
+    assert "two-step sign-in" in refused.json()["detail"]
+    add_app(user)
+    session = client.session
+    session.pop("relatch_reauth_at")
+    session.save()
+    stale = post(client, "/account/tokens", {"name": "ci"})
+    assert stale.status_code == 403
+    assert "Confirm your password" in stale.json()["detail"]
+    assert not APIToken.objects.exists()
+
+
+def test_token_creation_is_csrf_checked(user):
+    """A session-authenticated write without the CSRF token is refused (ASVS 3.5.1)."""
+    add_app(user)
+    browser = CommittingClient(enforce_csrf_checks=True)
+    sign_in(browser, user)
+    response = post(browser, "/account/tokens", {"name": "ci"})
+    assert response.status_code == 403
+    assert not APIToken.objects.exists()
+
+
+def test_a_staff_token_lists_its_owners_tokens(desk):
+    response = Client().get(f"{API}/account/tokens", headers=desk)
+    assert response.status_code == 200
+    assert [t["purpose"] for t in response.json()] == ["staff"]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("get", "/recovery/requests", 405),
+    ("post", "/recovery/status", 405),
+    ("get", "/nope", 404),
+    ("post", "/desk/nope/deeper", 404),
+    ("get", "/docs", 404),  # no interactive page: it would load scripts the CSP forbids
+])
+def test_wrong_paths_and_methods_answer_in_json(client, method, path, status):
+    response = getattr(client, method)(API + path)
+    assert response.status_code == status
+    assert isinstance(response.json()["detail"], str)
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"username=alice", "application/x-www-form-urlencoded"),
+    ("\u00e9" * 10, "text/plain"),
+])
+def test_a_body_in_another_format_is_400(client, body, content_type):
+    response = client.post(f"{API}/recovery/requests", body, content_type=content_type)
+    assert response.status_code == 400
+    assert isinstance(response.json()["detail"], str)
+    assert not RecoveryRequest.objects.exists()
+
+
+def test_a_proof_asked_through_the_api_shows_on_the_requesters_status(client, user, staff,
+                                                                      desk, mail):
+    credential = file_request(client, mail)
+    public_id = credential.split(".")[0]
+    asked = post(client, f"/desk/requests/{public_id}/proofs", {"kind": "api_token"}, **desk)
+    assert asked.status_code == 201, asked.content
+    assert asked.json()["kind"] == "api_token"
+    assert StaffAction.objects.filter(staff=staff, action="recovery:request_proof").exists()
+    status = client.get(f"{API}/recovery/status", headers=bearer(credential)).json()
+    assert status["state"] == State.AWAITING_PROOF
+    assert [p["kind"] for p in status["pending_proofs"]] == ["api_token"]
+    unknown = post(client, f"/desk/requests/{public_id}/proofs", {"kind": "telepathy"}, **desk)
+    assert unknown.status_code == 422
+
+
+def test_a_request_closed_for_silence_is_reopened_through_the_api(client, user, mail):
+    credential = file_request(client, mail)
+    RecoveryRequest.objects.update(state=State.CLOSED_NO_RESPONSE)
+    status = client.get(f"{API}/recovery/status", headers=bearer(credential)).json()
+    assert status["may_reopen"] is True
+    reopened = post(client, "/recovery/status/reopen", **bearer(credential))
+    assert reopened.status_code == 200
+    assert reopened.json()["state"] == State.AWAITING_PROOF
+    again = post(client, "/recovery/status/reopen", **bearer(credential))
+    assert again.status_code == 409
+    assert "closed for lack of response" in again.json()["detail"]
