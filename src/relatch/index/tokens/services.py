@@ -99,16 +99,20 @@ def create_token(
     name: str,
     project: Project | None,
     expires_at: datetime | None,
+    purpose: str = APIToken.Purpose.UPLOAD,
 ) -> tuple[APIToken, str]:
     """Mint a token; return its row and its text, the only time the text exists.
 
     Raises SecondFactorRequiredError without a second factor, TokenError for an empty or
-    overlong name, a project without a role, an expiry in the past or too many live tokens.
+    overlong name, a project without a role, an expiry in the past, too many live tokens, or a
+    staff token for someone who is not staff (or limited to a project).
     Records API_TOKEN_CREATED and tells every verified address.
     """
     require_second_factor(user=user, action=CREATE_ACTION)
     name = name.strip()
     _check_request(user=user, name=name, project=project, expires_at=expires_at)
+    if purpose == APIToken.Purpose.STAFF and not (user.is_staff and project is None):
+        raise TokenError("Only staff can have a recovery-desk token, and it has no project.")
     token_text = primitive.new_token()
     row = _store_token(
         request=request,
@@ -117,6 +121,7 @@ def create_token(
         project=project,
         expires_at=expires_at,
         token_text=token_text,
+        purpose=purpose,
     )
     return row, token_text.text
 
@@ -144,6 +149,7 @@ def _store_token(
     project: Project | None,
     expires_at: datetime | None,
     token_text: primitive.TokenText,
+    purpose: str,
 ) -> APIToken:
     # Lock the account row so two racing requests cannot both pass the cap.
     User.objects.select_for_update().filter(pk=user.pk).first()
@@ -158,6 +164,7 @@ def _store_token(
         secret_digest=primitive.digest_secret(token_text.secret),
         project=project,
         expires_at=expires_at,
+        purpose=purpose,
     )
     record_event(
         user=user, kind=EventKind.API_TOKEN_CREATED, request=request, details=_event_details(row)
