@@ -12,14 +12,20 @@ from relatch.index.models import APIToken
 from relatch.index.tokens.services import create_token
 from relatch.mfa.models import TotpDevice
 from relatch.recovery.models import (
+    ProofKind,
     RecoveryMessage,
+    RecoveryProof,
     RecoveryRequest,
     RecoveryTransition,
     State,
 )
-from tests.conftest import CommittingClient, sign_in
+from relatch.recovery.proofs import services as proof_services
+from relatch.recovery.requester.links import status_token
+from tests.conftest import PASSWORD, CommittingClient, sign_in
 from tests.mfa.factor_rows import add_app
+from tests.recovery.proof_rows import asked, make_project
 from tests.recovery.requests import make_request
+from tests.recovery.test_repo_branch import free_port, run_git, served_repo  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
@@ -439,3 +445,189 @@ def test_a_request_closed_for_silence_is_reopened_through_the_api(client, user, 
     again = post(client, "/recovery/status/reopen", **bearer(credential))
     assert again.status_code == 409
     assert "closed for lack of response" in again.json()["detail"]
+
+
+# -- the requester's proofs -----------------------------------------------------------------
+
+PROOFS = "/recovery/status/proofs"
+
+
+def holder_of(recovery) -> dict[str, str]:
+    """The status-link holder's credential for ``recovery``."""
+    return bearer(f"{recovery.public_id}.{status_token(recovery)}")
+
+
+def proof_status(proof) -> tuple[str, int]:
+    proof.refresh_from_db()
+    return proof.status, proof.attempts
+
+
+def test_the_requester_lists_pending_proofs_as_the_page_shows_them(client, user, staff,
+                                                                    make_user):
+    """Issue 5 §9: what each proof asks for, the branch exactly as the page names it, and
+    the account's addresses only masked (ASVS 6.3.8: nothing to learn about the account)."""
+    url = "https://git.example.org/alice/sandwich"
+    project = make_project(user, urls={"Source": url})
+    recovery, branch = asked(user, staff, ProofKind.REPO_BRANCH, project=project)
+    email = proof_services.request_proof(recovery=recovery, kind=ProofKind.ACCOUNT_EMAIL,
+                                         staff=staff)
+    done = proof_services.request_proof(recovery=recovery, kind=ProofKind.PASSWORD, staff=staff)
+    RecoveryProof.objects.filter(pk=done.pk).update(status=RecoveryProof.Status.SATISFIED)
+    asked(make_user(username="bob"), staff, ProofKind.PASSWORD)  # another request's proof
+
+    response = client.get(API + PROOFS, headers=holder_of(recovery))
+    assert response.status_code == 200
+    listed = {p["kind"]: p for p in response.json()}
+    assert set(listed) == {"repo_branch", "account_email"}
+    shown = listed["repo_branch"]
+    assert shown["id"] == branch.pk
+    assert (shown["repository"], shown["project"]) == (url, "sandwich")
+    assert shown["branch"] == proof_services.branch_to_push(branch)
+    assert "Push a branch" in shown["instructions"]
+    assert listed["account_email"]["addresses"] == [
+        {"choice": user.emails.get().pk, "masked": "a***@example.org"}]
+    assert listed["account_email"]["id"] == email.pk
+    assert "alice@example.org" not in response.content.decode()
+    assert client.get(API + PROOFS).status_code == 401
+
+
+def test_a_password_answer_is_checked_and_never_echoed(client, user, staff):
+    """ASVS 6.3.5: a wrong answer says how many tries are left; the right one satisfies."""
+    recovery, proof = asked(user, staff, ProofKind.PASSWORD)
+    path = f"{PROOFS}/{proof.pk}/answer"
+    wrong = post(client, path, {"answer": "hunter2-wrong"}, **holder_of(recovery))
+    assert wrong.status_code == 400
+    assert wrong.json() == {"detail": "That is not right. 4 attempts left."}
+    assert "hunter2-wrong" not in wrong.content.decode()
+    assert proof_status(proof) == (RecoveryProof.Status.PENDING, 1)
+    right = post(client, path, {"answer": PASSWORD}, **holder_of(recovery))
+    assert right.status_code == 200, right.content
+    assert right.json()["detail"] == "Proof accepted. Thank you."
+    assert right.json()["proof"]["status"] == RecoveryProof.Status.SATISFIED
+    assert PASSWORD not in right.content.decode()
+    assert SecurityEvent.objects.filter(user=user, kind=EventKind.RECOVERY_PROOF_CHECKED,
+                                        details__status="satisfied").exists()
+    again = post(client, path, {"answer": PASSWORD}, **holder_of(recovery))
+    assert again.status_code == 400
+    assert "takes no more answers" in again.json()["detail"]
+
+
+@pytest.mark.parametrize(("answer", "status", "detail", "attempts"), [
+    ("relatch-not-a-token", 400, "That is not right. 4 attempts left.", 1),
+    ("x" * 1500, 400, "Paste the whole token.", 0),  # what the page's form refuses
+    ("x" * 2001, 422, "answer: ", 0),
+    ("", 422, "answer: ", 0),
+])
+def test_a_bad_api_token_answer_is_refused(client, user, staff, answer, status, detail,
+                                           attempts):
+    recovery, proof = asked(user, staff, ProofKind.API_TOKEN)
+    response = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": answer},
+                    **holder_of(recovery))
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(detail)
+    assert answer[:20] not in response.content.decode() or not answer
+    assert proof_status(proof) == (RecoveryProof.Status.PENDING, attempts)
+
+
+def test_an_api_token_of_the_account_satisfies_the_proof(client, user, staff):
+    add_app(user)
+    _, raw = create_token(request=None, user=user, name="ci", project=None, expires_at=None)
+    recovery, proof = asked(user, staff, ProofKind.API_TOKEN)
+    response = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": raw},
+                    **holder_of(recovery))
+    assert response.status_code == 200, response.content
+    assert raw not in response.content.decode()
+    proof.refresh_from_db()
+    assert proof.status == RecoveryProof.Status.SATISFIED
+    assert raw not in str(proof.evidence)
+
+
+def test_a_code_is_mailed_to_a_chosen_address_and_answers_the_proof(client, user, staff,
+                                                                    make_user, mail):
+    """NIST N3: the code goes only to a verified address of the account, chosen masked."""
+    recovery, proof = asked(user, staff, ProofKind.ACCOUNT_EMAIL)
+    headers = holder_of(recovery)
+    early = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": "123456"}, **headers)
+    assert early.json() == {"detail": "Send a code to one of the account's addresses first."}
+    stranger = make_user(username="bob").emails.get().pk
+    for choice in (stranger, 999999):
+        refused = post(client, f"{PROOFS}/{proof.pk}/send-code", {"address_choice": choice},
+                       **headers)
+        assert refused.status_code == 400
+        assert refused.json() == {"detail": "Choose one of the addresses."}
+    assert mail.to("bob@example.org") == [] and mail.to("alice@example.org") == []
+    sent = post(client, f"{PROOFS}/{proof.pk}/send-code",
+                {"address_choice": user.emails.get().pk}, **headers)
+    assert sent.status_code == 202
+    assert sent.json()["detail"] == "A code is on its way. It works for 10 minutes."
+    code = re.search(r"\b(\d{6})\b", mail.text(mail.last("alice@example.org"))).group(1)
+    assert code not in sent.content.decode()
+    unreadable = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": "12"}, **headers)
+    assert unreadable.json() == {"detail": "Enter the 6 digits of the code."}
+    listed = client.get(API + PROOFS, headers=headers).json()
+    assert listed[0]["code_sent_to"] == "a***@example.org"
+    right = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": code}, **headers)
+    assert right.status_code == 200, right.content
+    assert proof_status(proof) == (RecoveryProof.Status.SATISFIED, 0)
+
+
+def test_send_code_is_only_for_an_account_email_proof(client, user, staff):
+    recovery, proof = asked(user, staff, ProofKind.PASSWORD)
+    response = post(client, f"{PROOFS}/{proof.pk}/send-code",
+                    {"address_choice": user.emails.get().pk}, **holder_of(recovery))
+    assert response.status_code == 400
+    assert response.json() == {"detail": "This proof asks for something else."}
+
+
+@pytest.mark.parametrize(("action", "body"), [
+    ("answer", {"answer": PASSWORD}), ("send-code", {"address_choice": 1}), ("check", None),
+])
+def test_one_requests_credential_opens_no_other_proof(client, user, staff, make_user, action,
+                                                      body):
+    """The status token is one request's key: another request's proof is a 404, and a proof
+    id out of range is a 422, never a 500."""
+    _, proof = asked(user, staff, ProofKind.PASSWORD)
+    other, _ = asked(make_user(username="bob"), staff, ProofKind.PASSWORD)
+    response = post(client, f"{PROOFS}/{proof.pk}/{action}", body, **holder_of(other))
+    assert response.status_code == 404
+    assert response.json() == {"detail": "This request has no such proof."}
+    huge = post(client, f"{PROOFS}/{2**40}/{action}", body, **holder_of(other))
+    assert huge.status_code == 422
+    unauthenticated = post(client, f"{PROOFS}/{proof.pk}/{action}", body)
+    assert unauthenticated.status_code == 401
+    assert proof_status(proof) == (RecoveryProof.Status.PENDING, 0)
+
+
+def test_a_branch_proof_is_checked_not_answered(client, user, staff):
+    url = f"git://127.0.0.1:{free_port()}/nothing.git"
+    recovery, proof = asked(user, staff, ProofKind.REPO_BRANCH,
+                            project=make_project(user, urls={"Source": url}))
+    answered = post(client, f"{PROOFS}/{proof.pk}/answer", {"answer": "x"}, **holder_of(recovery))
+    assert answered.status_code == 400
+    assert answered.json()["detail"].startswith("A branch proof is not answered")
+    password_proof = proof_services.request_proof(recovery=recovery, kind=ProofKind.PASSWORD,
+                                                  staff=staff)
+    wrong_kind = post(client, f"{PROOFS}/{password_proof.pk}/check", **holder_of(recovery))
+    assert wrong_kind.json() == {"detail": "This is not a branch proof."}
+    unreachable = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
+    assert unreachable.status_code == 400
+    assert unreachable.json()["detail"].startswith("This proof has failed.")
+
+
+def test_checking_finds_the_pushed_branch(client, user, staff, served_repo):  # noqa: F811
+    """DESIGN §5 repo_branch over real git: a check before the push says so; after, it
+    satisfies the proof."""
+    url, work = served_repo
+    recovery, proof = asked(user, staff, ProofKind.REPO_BRANCH,
+                            project=make_project(user, urls={"Source": url}))
+    listed = client.get(API + PROOFS, headers=holder_of(recovery)).json()
+    branch = listed[0]["branch"]
+    early = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
+    assert early.status_code == 400
+    assert early.json() == {
+        "detail": "The branch is not in the repository yet. Push it, then check again."}
+    run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+    found = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
+    assert found.status_code == 200, found.content
+    assert found.json()["proof"]["status"] == RecoveryProof.Status.SATISFIED
+    assert client.get(API + PROOFS, headers=holder_of(recovery)).json() == []

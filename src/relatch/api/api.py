@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
 
-from relatch.api import requester, staff, tokens
+from relatch.api import requester, requester_proofs, staff, tokens
 
 api = NinjaAPI(
     title="Relatch API",
@@ -49,5 +49,6 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 
 api.add_router("/recovery", requester.router)
+api.add_router("/recovery/status/proofs", requester_proofs.router)
 api.add_router("/desk", staff.router)
 api.add_router("/account", tokens.router)

@@ -79,6 +79,38 @@ class ProofOut(Schema):
     instructions: str = ""
 
 
+class AddressChoiceOut(Schema):
+    choice: int = Field(description="Send this as address_choice to send-code.")
+    masked: str
+
+
+class RequesterProofOut(ProofOut):
+    """A pending proof as its page shows it: for repo_branch the repository and the exact
+    branch name to push; for account_email the account's addresses, masked."""
+
+    repository: str = ""
+    project: str = ""
+    branch: str = ""
+    addresses: list[AddressChoiceOut] = Field(default_factory=list)
+    code_sent_to: str = ""
+    attempts_left: int
+    vouch_url: str = ""
+
+
+class AnswerIn(Schema):
+    answer: str = Field(min_length=1, max_length=MAX_REASON,
+                        description="The API token, the password or the 6-digit code.")
+
+
+class AddressChoiceIn(Schema):
+    address_choice: int = Field(ge=1, le=2**31 - 1)
+
+
+class ProofAnsweredOut(Schema):
+    detail: str
+    proof: RequesterProofOut
+
+
 class MessageOut(Schema):
     author: str
     body: str

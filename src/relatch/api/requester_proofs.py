@@ -1,0 +1,183 @@
+"""The requester's proofs through the JSON API (``Authorization: Bearer <public_id>.<token>``):
+list what staff asked for, answer it, have a code mailed, have a pushed branch checked.
+
+The same rules and words as the proof page (relatch.recovery.proofs.views): the services
+decide, a wrong answer is a 400 saying what the page says, and no answer is ever echoed back.
+A proof of another request, or of a request refused quietly, is the same 404.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+from ninja import Path, Router, Status
+from ninja.errors import HttpError
+
+from relatch.api.auth import status_token
+from relatch.api.schemas import (
+    AddressChoiceIn,
+    AddressChoiceOut,
+    AnswerIn,
+    DetailOut,
+    ErrorOut,
+    ProofAnsweredOut,
+    RequesterProofOut,
+)
+from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest
+from relatch.recovery.proofs import forms, services
+from relatch.recovery.proofs.evidence import mask_address, verified_account_emails
+from relatch.recovery.proofs.views import why_not
+from relatch.recovery.requester.services import refused_quietly
+
+router = Router(tags=["recovery: requester"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+MAX_ID = 2**31 - 1
+ProofId = Path(..., ge=1, le=MAX_ID)
+ACCEPTED = "Proof accepted. Thank you."
+CODE_SENT = "A code is on its way. It works for 10 minutes."
+NO_SUCH_PROOF = "This request has no such proof."
+NOT_ANSWERED_HERE = {
+    ProofKind.REPO_BRANCH: "A branch proof is not answered: push the branch, then ask for a "
+                           "check at /api/v1/recovery/status/proofs/{proof_id}/check.",
+    ProofKind.CO_OWNER: "A co-owner answers this proof on their own page.",
+}
+# The page's form and its message for an answer it cannot even read, by kind.
+ANSWER_FORMS: dict[str, tuple[type[Any], str, str]] = {
+    ProofKind.API_TOKEN: (forms.ApiTokenForm, "token", "Paste the whole token."),
+    ProofKind.PASSWORD: (forms.PasswordForm, "password", "Enter the password."),
+    ProofKind.ACCOUNT_EMAIL: (forms.CodeForm, "code", "Enter the 6 digits of the code."),
+}
+
+
+def _recovery(request: HttpRequest) -> RecoveryRequest:
+    recovery: RecoveryRequest = request.auth  # type: ignore[attr-defined]
+    return recovery
+
+
+def _proof_of(recovery: RecoveryRequest, proof_id: int) -> RecoveryProof:
+    """The proof if it belongs to this request; a quietly refused request has none to show
+    (its requester must not learn it was refused)."""
+    proof = (RecoveryProof.objects.select_related("request__user")
+             .filter(pk=proof_id, request=recovery).first())
+    if proof is None or refused_quietly(recovery):
+        raise HttpError(404, NO_SUCH_PROOF)
+    return proof
+
+
+def describe(proof: RecoveryProof) -> RequesterProofOut:
+    """``proof`` as its page shows it to the holder of the status link."""
+    from relatch.recovery.requester.views import PROOF_INSTRUCTIONS
+
+    pending = proof.status == RecoveryProof.Status.PENDING
+    shown = RequesterProofOut(
+        id=proof.pk, kind=proof.kind, kind_label=str(ProofKind(proof.kind).label),
+        status=proof.status, expires_at=proof.expires_at,
+        instructions=PROOF_INSTRUCTIONS.get(proof.kind, ""),
+        attempts_left=max(services.MAX_ATTEMPTS - proof.attempts, 0),
+    )
+    if pending and proof.kind == ProofKind.REPO_BRANCH:
+        _add_branch(shown, proof)
+    elif pending and proof.kind == ProofKind.ACCOUNT_EMAIL:
+        _add_addresses(shown, proof)
+    elif proof.kind == ProofKind.CO_OWNER:
+        shown.vouch_url = settings.BASE_URL + reverse("proofs:vouch", args=[proof.pk])
+    return shown
+
+
+def _add_branch(shown: RequesterProofOut, proof: RecoveryProof) -> None:
+    try:
+        shown.branch = services.branch_to_push(proof)
+    except services.ProofError:
+        return  # the page says it cannot be shown any more; so does an empty branch
+    shown.repository = str(proof.evidence.get("repository", ""))
+    shown.project = str(proof.evidence.get("project", ""))
+
+
+def _add_addresses(shown: RequesterProofOut, proof: RecoveryProof) -> None:
+    user = proof.request.user
+    emails = verified_account_emails(user) if user is not None else []
+    # Masked: enough for the owner to recognise, nothing for anyone else to learn.
+    shown.addresses = [AddressChoiceOut(choice=e.pk, masked=mask_address(e.address))
+                       for e in emails]
+    shown.code_sent_to = str(proof.evidence.get("sent_to", ""))
+
+
+@router.get("", response={200: list[RequesterProofOut], **ERRORS}, auth=status_token)
+def pending_proofs(request: HttpRequest) -> list[RequesterProofOut]:
+    """The proofs staff asked for that still wait for an answer, with what to do."""
+    recovery = _recovery(request)
+    if refused_quietly(recovery):
+        return []
+    pending = (recovery.proofs.select_related("request__user")
+               .filter(status=RecoveryProof.Status.PENDING).order_by("created_at", "pk"))
+    return [describe(proof) for proof in pending]
+
+
+def _answered(proof: RecoveryProof, outcome: bool) -> ProofAnsweredOut:
+    proof.refresh_from_db()
+    if not outcome:
+        raise HttpError(400, why_not(proof))
+    return ProofAnsweredOut(detail=ACCEPTED, proof=describe(proof))
+
+
+def _submit(proof: RecoveryProof, answer: str) -> bool:
+    if proof.kind not in ANSWER_FORMS:
+        raise services.ProofError(NOT_ANSWERED_HERE.get(
+            ProofKind(proof.kind), "This proof is not answered here."))
+    form_class, field, unreadable = ANSWER_FORMS[proof.kind]
+    form = form_class({field: answer})
+    if not form.is_valid():
+        raise services.ProofError(unreadable)
+    value = form.cleaned_data[field]
+    if proof.kind == ProofKind.API_TOKEN:
+        return services.submit_api_token(proof=proof, raw=value)
+    if proof.kind == ProofKind.PASSWORD:
+        return services.submit_password(proof=proof, password=value)
+    return services.submit_account_email_code(proof=proof, code=value)
+
+
+@router.post("/{proof_id}/answer", response={200: ProofAnsweredOut, **ERRORS},
+             auth=status_token)
+def answer(request: HttpRequest, payload: AnswerIn,
+           proof_id: int = ProofId) -> ProofAnsweredOut:
+    """Answer an api_token, password or account_email proof (the token, the password or the
+    mailed code). Five wrong answers fail the proof."""
+    proof = _proof_of(_recovery(request), proof_id)
+    try:
+        outcome = _submit(proof, payload.answer)
+    except services.ProofError as refused:
+        raise HttpError(400, refused.message) from None
+    return _answered(proof, outcome)
+
+
+@router.post("/{proof_id}/send-code", response={202: DetailOut, **ERRORS}, auth=status_token)
+def send_code(request: HttpRequest, payload: AddressChoiceIn,
+              proof_id: int = ProofId) -> Status[DetailOut]:
+    """Mail a 6-digit code to one of the account's verified addresses (``address_choice``
+    from the proof's ``addresses``); at most three per proof."""
+    proof = _proof_of(_recovery(request), proof_id)
+    user = proof.request.user
+    emails = {e.pk: e.address for e in verified_account_emails(user)} if user else {}
+    if proof.kind != ProofKind.ACCOUNT_EMAIL:
+        raise HttpError(400, "This proof asks for something else.")
+    if payload.address_choice not in emails:
+        raise HttpError(400, "Choose one of the addresses.")
+    try:
+        services.send_account_email_code(proof=proof, address=emails[payload.address_choice])
+    except services.ProofError as refused:
+        raise HttpError(400, refused.message) from None
+    return Status(202, DetailOut(detail=CODE_SENT))
+
+
+@router.post("/{proof_id}/check", response={200: ProofAnsweredOut, **ERRORS},
+             auth=status_token)
+def check(request: HttpRequest, proof_id: int = ProofId) -> ProofAnsweredOut:
+    """Look for the pushed branch of a repo_branch proof now (git ls-remote); a 400 says
+    it is not there yet."""
+    proof = _proof_of(_recovery(request), proof_id)
+    try:
+        outcome = services.check_repo_branch(proof=proof)
+    except services.ProofError as refused:
+        raise HttpError(400, refused.message) from None
+    return _answered(proof, outcome)
