@@ -467,3 +467,87 @@ def test_the_form_and_not_me_need_the_csrf_token(user, mail):
     path = urlsplit(links.not_me_link(recovery)).path
     assert strict.post(path).status_code == 403
     assert not RecoveryBlock.objects.exists() and RecoveryRequest.objects.count() == 1
+
+
+# Staff hear of the requester's messages --------------------------------------------------
+
+def desk_path(recovery):
+    return f"/desk/{recovery.public_id}/"
+
+
+def post_message_by(via, client, recovery, body):
+    """Post ``body`` as the requester, on the status page or through the JSON API."""
+    if via == "page":
+        return client.post(status_path(recovery) + "message/", {"body": body})
+    credential = f"{recovery.public_id}.{links.status_token(recovery)}"
+    return client.post("/api/v1/recovery/status/messages", {"body": body},
+                       content_type="application/json",
+                       headers={"Authorization": f"Bearer {credential}"})
+
+
+@pytest.fixture
+def more_staff(make_user):
+    erin = make_user(username="erin", email="erin@staff.example", is_staff=True)
+    gone = make_user(username="gone", email="gone@staff.example", is_staff=True)
+    gone.is_active = False
+    gone.save()
+    return erin
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_the_assigned_staff_member_hears_of_a_message(client, user, staff, more_staff, mail,
+                                                      via):
+    """Issue 5: the one working on the request is told, with a link to its desk page; the
+    requester's text is not relayed by mail (it is read at the desk, behind sign-in)."""
+    recovery = make_request(user, assigned_to=more_staff)
+    response = post_message_by(via, client, recovery, "Pushed it, see https://evil.example/")
+    assert response.status_code in (201, 302)
+    notice = mail.last("erin@staff.example")
+    assert f"{recovery.public_id}: the requester wrote" in notice["Subject"]
+    assert mail.link_to(notice, "/desk/") == desk_path(recovery)
+    assert "evil.example" not in mail.text(notice) + mail.html(notice)
+    assert mail.to("dana@staff.example") == [] and mail.to("alice@example.org") == []
+
+
+@pytest.mark.parametrize("via", ["page", "api"])
+def test_without_an_assignee_every_active_staff_member_hears(client, user, staff, more_staff,
+                                                             mail, via):
+    recovery = make_request(user)
+    post_message_by(via, client, recovery, "Any news?")
+    for address in ("dana@staff.example", "erin@staff.example"):
+        assert mail.link_to(mail.last(address), "/desk/") == desk_path(recovery)
+    assert mail.to("gone@staff.example") == [] and mail.to("alice@example.org") == []
+
+
+def test_an_assignee_who_left_staff_is_passed_over(client, user, staff, more_staff, mail):
+    recovery = make_request(user, assigned_to=more_staff)
+    more_staff.is_staff = False
+    more_staff.save()
+    post_message_by("page", client, recovery, "Hello?")
+    assert len(mail.to("dana@staff.example")) == 1 and mail.to("erin@staff.example") == []
+
+
+def test_a_refused_message_tells_nobody(client, user, staff, mail):
+    recovery = make_request(user)
+    assert post_message_by("page", client, recovery, "   ").status_code == 400
+    assert post_message_by("api", client, recovery, "x" * 5001).status_code == 422
+    assert mail.messages == []
+
+
+def test_a_flood_of_messages_does_not_flood_staff(client, user, staff, mail):
+    """A status-link holder cannot fill the staff inboxes; every message is still kept."""
+    recovery = make_request(user)
+    for n in range(8):
+        post_message_by("page", client, recovery, f"message {n}")
+    assert RecoveryMessage.objects.filter(author="requester").count() == 8
+    assert len(mail.to("dana@staff.example")) == 6
+
+
+def test_the_not_me_alert_links_to_the_requests_desk_page(client, make_client, user, staff,
+                                                         mail):
+    recovery = file_request(client, mail)
+    make_client().post(mail.link_to(mail.last("alice@example.org"), "/not-me/"))
+    alert = mail.last("dana@staff.example")
+    assert "stopped recovery request" in alert["Subject"]
+    assert mail.link_to(alert, "/desk/") == desk_path(recovery)
+    assert 'href="http' in mail.html(alert) and desk_path(recovery) in mail.html(alert)

@@ -297,3 +297,37 @@ def test_settings_change_the_delays(user, settings, mail):
     quiet_for(recovery, 2)
     assert tick().reminded == [recovery.public_id]
     assert housekeeping.remind_after() == timedelta(days=1)
+
+
+# -- requests never filed ------------------------------------------------------------------
+
+
+def test_unconfirmed_requests_older_than_a_day_are_deleted(user, capsys):
+    """A request whose contact was never confirmed was never filed: after 24 h it is
+    deleted, with its code; filed requests of any age, and young ones, stay."""
+    day_ago = timezone.now() - timedelta(hours=24, minutes=1)
+    stale = make_request(user, contact_confirmed_at=None, created_at=day_ago,
+                         contact_code_digest="x" * 64,
+                         contact_code_expires_at=day_ago + timedelta(hours=24))
+    young = make_request(user, contact_confirmed_at=None,
+                         created_at=timezone.now() - timedelta(hours=23))
+    # A new code asked for a little while ago is still valid: its request stays for now.
+    renewed = make_request(user, contact_confirmed_at=None, created_at=day_ago,
+                           contact_code_expires_at=timezone.now() + timedelta(hours=2))
+    filed = make_request(user, created_at=timezone.now() - timedelta(days=60))
+    report = tick()
+    assert report.unconfirmed_deleted == 1
+    assert set(RecoveryRequest.objects.values_list("pk", flat=True)) == {
+        young.pk, renewed.pk, filed.pk}
+    assert not RecoveryRequest.objects.filter(pk=stale.pk).exists()
+    assert tick().unconfirmed_deleted == 0
+    call_command("recovery_tick")
+    assert "unconfirmed deleted 0" in capsys.readouterr().out
+
+
+def test_the_lifetime_of_unconfirmed_requests_is_a_setting(user, settings):
+    settings.RECOVERY_UNCONFIRMED_LIFETIME = timedelta(hours=1)
+    make_request(user, contact_confirmed_at=None,
+                 created_at=timezone.now() - timedelta(hours=2))
+    assert tick().unconfirmed_deleted == 1
+    assert not RecoveryRequest.objects.exists()

@@ -8,7 +8,8 @@ failure is logged and the pass goes on, so a single broken request never stalls 
 Defaults can be overridden in settings (optional; none is required):
 RECOVERY_REMINDER_AFTER (3 days of silence before a reminder), RECOVERY_MAX_REMINDERS (2),
 RECOVERY_CLOSE_AFTER (21 days of silence), RECOVERY_CLOSE_NOTICE (14 days between the last
-reminder and closure).
+reminder and closure), RECOVERY_UNCONFIRMED_LIFETIME (24 hours: a request whose contact
+address was never confirmed is deleted after it, once its last code has expired too).
 """
 
 import logging
@@ -58,6 +59,10 @@ def close_notice() -> timedelta:
     return _setting("RECOVERY_CLOSE_NOTICE", timedelta(days=14))
 
 
+def unconfirmed_lifetime() -> timedelta:
+    return _setting("RECOVERY_UNCONFIRMED_LIFETIME", timedelta(hours=24))
+
+
 @dataclass
 class PassReport:
     """What one pass did (returned by the task, so the worker's result row says it)."""
@@ -67,6 +72,7 @@ class PassReport:
     closed: list[str] = field(default_factory=list)
     branches_checked: list[int] = field(default_factory=list)
     branches_expired: list[int] = field(default_factory=list)
+    unconfirmed_deleted: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -79,6 +85,7 @@ def run_pass(*, now: datetime | None = None) -> PassReport:
     # No savepoint around the branch checks: git runs over the network, and the proofs
     # service keeps it outside any transaction (it records the result in its own).
     _each(_pending_branches(), report, lambda p: _recheck_branch(p, report), atomic=False)
+    _each(["unconfirmed requests"], report, lambda _: _delete_unconfirmed(now, report))
     return report
 
 
@@ -213,3 +220,17 @@ def _recheck_branch(proof: RecoveryProof, report: PassReport) -> None:
         report.branches_expired.append(proof.pk)
     else:
         report.branches_checked.append(proof.pk)
+
+
+# -- requests never filed ------------------------------------------------------------------
+
+
+def _delete_unconfirmed(now: datetime, report: PassReport) -> None:
+    """Delete requests whose contact address was never confirmed: they were never filed,
+    nobody was told of them, and keeping them only keeps a stranger's address and story
+    (data minimisation). A code still valid (a new one was asked for) keeps its request."""
+    stale = RecoveryRequest.objects.filter(
+        contact_confirmed_at__isnull=True, created_at__lt=now - unconfirmed_lifetime()
+    ).exclude(contact_code_expires_at__gt=now)
+    _, deleted = stale.delete()
+    report.unconfirmed_deleted = deleted.get(RecoveryRequest._meta.label, 0)

@@ -110,7 +110,7 @@ def _answer(request: HttpRequest, proof: RecoveryProof) -> None:
         messages.success(request, "Proof accepted. Thank you.")
     elif outcome is False:
         proof.refresh_from_db()
-        messages.error(request, _why_not(proof))
+        messages.error(request, why_not(proof))
     elif outcome:
         messages.error(request, outcome)
 
@@ -146,7 +146,8 @@ def _email_step(request: HttpRequest, proof: RecoveryProof) -> bool | str | None
     return services.submit_account_email_code(proof=proof, code=form.cleaned_data["code"])
 
 
-def _why_not(proof: RecoveryProof) -> str:
+def why_not(proof: RecoveryProof) -> str:
+    """Why ``proof`` was not accepted just now, in the words the page uses (the API too)."""
     status = RecoveryProof.Status
     if proof.status == status.FAILED:
         return "This proof has failed. Staff can see what happened and may ask for another."

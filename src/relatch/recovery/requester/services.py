@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -49,6 +50,9 @@ CONTACT_LIMIT = f"{CONTACT_LIMIT_COUNT}/hour"
 # The reason on a request that was filed while the account was blocked ("this wasn't me").
 BLOCKED_REASON = "blocked"
 MAX_MESSAGE_LENGTH = 5000
+# Staff hear of at most this many requester messages per request an hour: a status-link
+# holder cannot flood the staff inboxes (the messages themselves are all kept).
+STAFF_NOTICE_LIMIT = "6/hour"
 
 
 class RequesterError(Exception):
@@ -232,7 +236,36 @@ def post_message(*, recovery: RecoveryRequest, body: str) -> RecoveryMessage:
     RecoveryRequest.objects.filter(pk=recovery.pk).update(
         awaiting_requester_since=None, reminders_sent=0, updated_at=timezone.now()
     )
+    _tell_staff_of_message(recovery)
     return message
+
+
+def desk_url(recovery: RecoveryRequest) -> str:
+    """The absolute URL of ``recovery``'s page at the staff desk (no secret: staff sign in)."""
+    return settings.BASE_URL + reverse("desk:detail", args=[recovery.public_id])
+
+
+def _staff_addresses(recovery: RecoveryRequest) -> tuple[list[str], bool]:
+    """The assigned staff member's verified addresses, else every active staff member's;
+    and whether they are the assignee's."""
+    assignee = recovery.assigned_to
+    if assignee is not None and assignee.is_active and assignee.is_staff:
+        addresses = verified_addresses(assignee)
+        if addresses:
+            return addresses, True
+    staff = User.objects.filter(is_staff=True, is_active=True)
+    return [a for member in staff for a in verified_addresses(member)], False
+
+
+def _tell_staff_of_message(recovery: RecoveryRequest) -> None:
+    addresses, assigned = _staff_addresses(recovery)
+    if not addresses or not ratelimit.hit(scope="recovery-staff-notice",
+                                          key=recovery.public_id, limit=STAFF_NOTICE_LIMIT):
+        return
+    # The message itself stays at the desk: a requester's text is not relayed by mail.
+    send_mail(to=addresses, template="recovery_desk_new_message",
+              context={"request_id": recovery.public_id, "username": recovery.username_claimed,
+                       "assigned": assigned, "desk_url": desk_url(recovery)})
 
 
 @transaction.atomic
@@ -289,4 +322,5 @@ def _alert_staff(recovery: RecoveryRequest, user: User) -> None:
     if addresses:
         send_mail(to=addresses, template="recovery_request_not_me",
                   context={"username": user.username, "request_id": recovery.public_id,
-                           "block_days": settings.RECOVERY_BLOCK.days})
+                           "block_days": settings.RECOVERY_BLOCK.days,
+                           "desk_url": desk_url(recovery)})

@@ -22,7 +22,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Waits ended {len(report.waits_ended)}, reminded {len(report.reminded)}, "
                 f"closed {len(report.closed)}, branches checked {len(report.branches_checked)}, "
-                f"expired {len(report.branches_expired)}, failures {len(report.failures)}."
+                f"expired {len(report.branches_expired)}, "
+                f"unconfirmed deleted {report.unconfirmed_deleted}, "
+                f"failures {len(report.failures)}."
             )
         queued = ensure_tick_scheduled()
         self.stdout.write("Queued the next tick." if queued else "A tick is already queued.")
