@@ -58,7 +58,9 @@ def check_staff(staff: User) -> None:
 
 def _locked(recovery: RecoveryRequest, staff: User, *, active: bool = True) -> RecoveryRequest:
     check_staff(staff)
-    row = RecoveryRequest.objects.select_for_update().select_related("user").get(pk=recovery.pk)
+    # Lock only the request: PostgreSQL cannot lock the nullable side of the join.
+    locked = RecoveryRequest.objects.select_for_update(of=("self",)).select_related("user")
+    row = locked.get(pk=recovery.pk)
     # A staff member recovering their own account would need no one else: separation of duties.
     if row.user_id is not None and row.user_id == staff.pk:
         raise DeskRefusedError(

@@ -132,8 +132,9 @@ def _record_branch_check(proof_id: int, answer: git.LsRemote) -> bool:
 
 
 def _locked(proof_id: int) -> RecoveryProof:
-    return (RecoveryProof.objects.select_for_update().select_related("request__user")
-            .get(pk=proof_id))
+    # Lock only the proof: PostgreSQL cannot lock the nullable side of the join.
+    locked = RecoveryProof.objects.select_for_update(of=("self",))
+    return locked.select_related("request__user").get(pk=proof_id)
 
 
 @transaction.atomic

@@ -169,7 +169,9 @@ def code_problem(recovery: RecoveryRequest) -> str:
 @transaction.atomic
 def confirm_contact(*, recovery: RecoveryRequest, code: str) -> bool:
     """Check the mailed code; on success file the request (once) and return True."""
-    row = RecoveryRequest.objects.select_for_update().select_related("user").get(pk=recovery.pk)
+    # Lock only the request: PostgreSQL cannot lock the nullable side of the join.
+    locked = RecoveryRequest.objects.select_for_update(of=("self",)).select_related("user")
+    row = locked.get(pk=recovery.pk)
     if row.contact_confirmed_at is not None:
         return True  # a double submit: filed already, nothing more to do
     if code_problem(row):
