@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.cache import cache
 from django.test import Client, TestCase
 
 from relatch.accounts import ratelimit
@@ -116,6 +117,7 @@ def _test_settings(settings: Any, smtp_sink: tuple[_Sink, int]) -> Iterator[None
     use_smtp_port(settings, port)
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2idHasher"]
     ratelimit.reset_all()
+    cache.clear()  # cached pages and counters of one test never reach the next
     yield
     ratelimit.reset_all()
 

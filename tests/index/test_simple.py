@@ -286,3 +286,20 @@ def test_pages_are_public_and_read_only(client: Client, signed_in: Client) -> No
     assert signed_in.get("/simple/sample-pkg/").status_code == 200
     assert client.post("/simple/sample-pkg/").status_code == 405
     assert client.head("/simple/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_page_is_built_once_per_change_and_never_served_stale(
+    django_assert_num_queries: Any,
+) -> None:
+    """The body is cached under the ETag: a repeat costs one lookup, and a yank (which bumps
+    the project's last change) shows at once."""
+    client = Client()
+    publish(build_wheel(version="1.0"))
+    first = body(get(client, "/simple/sample-pkg/"))
+    with django_assert_num_queries(1):  # the project's row only: the page comes from the cache
+        assert body(get(client, "/simple/sample-pkg/")) == first
+    assert "data-yanked" not in first
+    publish(build_wheel(version="1.1"), yanked_reason="broken")
+    after = body(get(client, "/simple/sample-pkg/"))
+    assert "1.1-py3-none-any.whl" in after and 'data-yanked="broken"' in after

@@ -4,6 +4,7 @@ All public (``login_not_required``) and read-only (``require_safe``): nothing he
 """
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.http import (
     FileResponse,
@@ -18,7 +19,7 @@ from django.http import (
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from relatch.index.models import File
+from relatch.index.models import File, Project
 from relatch.index.names import normalize_project_name
 from relatch.index.simple import documents, negotiation, pypi, queries
 from relatch.index.simple.caching import (
@@ -33,6 +34,8 @@ from relatch.index.simple.caching import (
 )
 
 METADATA_SUFFIX = ".metadata"
+# A cached page outlives no change (its key is the ETag); the timeout only frees memory.
+PAGE_CACHE_SECONDS = 3600
 
 
 def _header_value(content_type: str) -> str:
@@ -92,13 +95,24 @@ def project(request: HttpRequest, name: str) -> HttpResponseBase:
     etag = make_etag("project", normalized, found.last_changed_at.isoformat(), content_type)
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
-    files = queries.release_files(found)
-    if negotiation.is_json(content_type):
-        body = documents.project_json(normalized, queries.release_versions(found), files)
-    else:
-        body = documents.project_html(found.name, files)
+    body = _project_body(found, normalized, content_type, etag)
     response = HttpResponse(body, content_type=_header_value(content_type))
     return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
+
+
+def _project_body(found: Project, normalized: str, content_type: str, etag: str) -> str:
+    """The page, built once per version of the project: the ETag changes with every upload,
+    yank and delete (Project.last_changed_at), so a body cached under it is never stale."""
+    key = f"relatch-simple-project:{etag}"
+    body = cache.get(key)
+    if body is None:
+        files = queries.release_files(found)
+        if negotiation.is_json(content_type):
+            body = documents.project_json(normalized, queries.release_versions(found), files)
+        else:
+            body = documents.project_html(found.name, files)
+        cache.set(key, body, timeout=PAGE_CACHE_SECONDS)
+    return str(body)
 
 
 def _is_plain_path(path: str) -> bool:
