@@ -153,6 +153,24 @@ class Peer:
         subprocess.run(["bash", str(self.harness / "peers.sh"), "stop", self.name], env=self.env)
 
 
+class Attached:
+    """A server already running (e.g. devpi while its first load is paused): measured, not
+    started or stopped. ``--attach devpi=URL_OF_SIMPLE``; its pid comes from peers.sh's state."""
+
+    json_api = True
+
+    def __init__(self, name: str, simple: str, state: Path) -> None:
+        self.name, self.simple, self.state = name, simple, state
+        self.config = f"already running, attached at {simple} (not started by this run)"
+
+    def start(self) -> None:
+        self.pid = int((self.state / f"{self.name}.pid").read_text())
+        wait_http(self.simple, 10)
+
+    def stop(self) -> None:
+        pass
+
+
 class Relatch:
     name = "relatch"
     json_api = True
@@ -247,7 +265,12 @@ class Relatch:
 
 
 def measure(
-    server: Peer | Relatch, small: str, big: str, args: argparse.Namespace, lua: Path, rep: int
+    server: Peer | Relatch | Attached,
+    small: str,
+    big: str,
+    args: argparse.Namespace,
+    lua: Path,
+    rep: int,
 ) -> list[dict]:
     urls = {
         "root": (server.simple, None),
@@ -267,6 +290,7 @@ def measure(
             raise RuntimeError(f"{server.name} {ep}: answered {pr['content_type']}, not JSON")
         wrk(url, 2, args.warmup, accept, None)
         for c in args.conns:
+            load = float(Path("/proc/loadavg").read_text().split()[0])
             c0 = cpu_seconds(server.pid)
             r = wrk(url, c, args.duration, accept, lua)
             cpu = cpu_seconds(server.pid) - c0
@@ -294,6 +318,7 @@ def measure(
                 "errors": errors,
                 "requests": r["requests"],
                 "server_cpu_ms_per_req": 1000 * cpu / max(r["requests"], 1),
+                "loadavg_before": load,
             }
             rows.append(row)
             log(
@@ -396,10 +421,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="interleaved repeats; medians reported")
     ap.add_argument("--port", type=int, default=RELATCH_PORT, help="Relatch's port")
     ap.add_argument("--workers", type=int, default=2, help="RELATCH_WEB_WORKERS")
+    ap.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="NAME=SIMPLE_URL",
+        help="measure this peer where it already runs instead of starting it",
+    )
     ap.add_argument("--json", type=Path, help="write every row here (JSON lines)")
     args = ap.parse_args(argv)
     args.conns = [int(c) for c in args.conns.split(",")]
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    attached = dict(a.split("=", 1) for a in args.attach)
     for s in servers:
         if s != "relatch" and s not in PEERS:
             ap.error(f"unknown server {s}")
@@ -454,11 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for rep in range(1, args.repeat + 1):
         for name in servers:
-            server = (
-                Relatch(corpus, state, args.port, args.workers)
-                if name == "relatch"
-                else Peer(name, args.harness, corpus, env)
-            )
+            server: Peer | Relatch | Attached
+            if name == "relatch":
+                server = Relatch(corpus, state, args.port, args.workers)
+            elif name in attached:
+                server = Attached(name, attached[name], state)
+            else:
+                server = Peer(name, args.harness, corpus, env)
             log(f"=== {name}: starting")
             try:
                 server.start()
