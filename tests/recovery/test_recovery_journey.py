@@ -17,7 +17,6 @@ tests/index/test_twine.py and tests/index/test_publish_journey.py.
 """
 
 import re
-import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,6 @@ from tests.recovery.test_repo_branch import run_git, served_repo
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db,
-    pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed"),
 ]
 repository = served_repo  # the real git daemon on loopback (tests/recovery/test_repo_branch.py)
 
