@@ -109,10 +109,10 @@ def test_verifying_anonymously_lands_on_the_verified_page(client, newbie, mail):
 
 
 def test_verify_page_keeps_its_token_out_of_referers_and_caches(client, newbie):
-    """OWASP FP5: Referrer-Policy no-referrer on the page whose URL holds the token."""
+    """OWASP FP5: Referrer-Policy strict-origin on the page whose URL holds the token."""
     link = fresh_link(Email.objects.get(user=newbie).pk)
     response = client.get(link)
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "strict-origin"
     assert "no-store" in response["Cache-Control"]
 
 

@@ -143,10 +143,10 @@ def test_link_takes_the_token_out_of_the_address_bar(client, mail, user):
     assert opened["Location"].startswith(RESET)
     token = link.rstrip("/").rsplit("/", 1)[-1]
     assert token not in opened["Location"]
-    assert opened["Referrer-Policy"] == "no-referrer"
+    assert opened["Referrer-Policy"] == "strict-origin"
     form = client.get(opened["Location"])
     assert form.status_code == 200
-    assert form["Referrer-Policy"] == "no-referrer"
+    assert form["Referrer-Policy"] == "strict-origin"
     assert "Choose a new password" in form.text
     assert "New password again" in form.text  # FP7: twice
 
@@ -344,7 +344,7 @@ def test_weak_new_password_is_refused_and_the_link_still_works(
     response = set_new_password(client, link, new, again)
     assert response.status_code == 200
     assert reason in response.text
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "strict-origin"
     assert password_is(user, PASSWORD)
     assert set_new_password(client, link).status_code == 302
 

@@ -108,7 +108,7 @@ def test_the_link_asks_first_then_signs_in_once_in_the_same_browser(browser, ali
     page = browser.get(link)
     assert page.status_code == 200
     assert "Yes, sign me in" in page_text(page)
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "strict-origin"
     assert signed_in_user_id(browser) is None  # a mail scanner's GET signs no one in
 
     response = browser.post(link)

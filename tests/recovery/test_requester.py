@@ -290,7 +290,7 @@ def test_the_status_link_shows_the_request_and_no_account_fact(client, user, mai
     page = response.content.decode()
     assert recovery.public_id in page and "Submitted" in page
     assert "alice@example.org" not in page and "Alice Liddell" not in page
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "strict-origin"
     assert "no-cache" in response.headers["Cache-Control"]
 
 

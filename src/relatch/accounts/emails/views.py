@@ -19,6 +19,7 @@ from relatch.accounts.emails import services
 from relatch.accounts.emails.forms import AddressForm
 from relatch.accounts.emails.middleware import verified_email_not_required
 from relatch.accounts.reauth import require_recent_auth
+from relatch.web.referrer import keep_url_out_of_referrers
 
 MANAGE_TEMPLATE = "accounts/emails/manage.html"
 
@@ -141,10 +142,6 @@ def replace(request: HttpRequest, email_id: int) -> HttpResponse:
     return redirect("emails:manage")
 
 
-def _no_referrer(response: HttpResponse) -> HttpResponse:
-    # The token is in this page's URL: no other site may learn it from a Referer (OWASP FP5).
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @login_not_required
@@ -165,9 +162,9 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
             {"reason": refusal.message, "code": refusal.code},
             status=400,
         )
-        return _no_referrer(page)
+        return keep_url_out_of_referrers(page)
     if request.method != "POST":
-        return _no_referrer(
+        return keep_url_out_of_referrers(
             render(request, "accounts/emails/verify_confirm.html", {"address": email.address})
         )
     if request.user.is_authenticated and request.user.pk == email.user_id:

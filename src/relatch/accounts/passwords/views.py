@@ -14,6 +14,7 @@ from relatch.accounts.passwords.forms import NewPasswordForm, PasswordChangeForm
 from relatch.accounts.passwords.services import change_password
 from relatch.accounts.reauth import require_recent_auth
 from relatch.accounts.signin.services import confirm_password
+from relatch.web.referrer import keep_url_out_of_referrers
 
 _RESET_SESSION_KEY = "relatch_password_reset"
 _INVALID_LINK_STATUS = 400
@@ -66,7 +67,7 @@ def reset_link(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
         return _invalid_link(request)
     request.session[_RESET_SESSION_KEY] = {"uidb64": uidb64, "token": token}
     response = redirect("passwords:reset_set_password", uidb64=uidb64)
-    response.headers["Referrer-Policy"] = "no-referrer"
+    keep_url_out_of_referrers(response)
     return response
 
 
@@ -85,7 +86,7 @@ def reset_set_password(request: HttpRequest, uidb64: str) -> HttpResponse:
         response = render(
             request, "accounts/passwords/set_password.html", {"form": form, "account": user}
         )
-        response.headers["Referrer-Policy"] = "no-referrer"
+        keep_url_out_of_referrers(response)
         return response
     new_password = form.cleaned_data["new_password1"]
     reset.reset_password(request=request, user=user, new_password=new_password)
@@ -108,5 +109,5 @@ def _invalid_link(request: HttpRequest) -> HttpResponse:
     response = render(
         request, "accounts/passwords/reset_invalid.html", status=_INVALID_LINK_STATUS
     )
-    response.headers["Referrer-Policy"] = "no-referrer"
+    keep_url_out_of_referrers(response)
     return response

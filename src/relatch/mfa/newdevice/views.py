@@ -29,6 +29,7 @@ from relatch.mfa.newdevice.partial import (
 )
 from relatch.mfa.queries import factor_summary
 from relatch.mfa.selfservice.services import STARTING_FACTORS, waiting_recovery_for_device
+from relatch.web.referrer import keep_url_out_of_referrers
 
 _TEMPLATES = "mfa/newdevice"
 
@@ -193,10 +194,6 @@ def _wait_hours() -> int:
     return int(settings.SELF_RECOVERY_WAIT.total_seconds() // 3600)
 
 
-def _no_referrer(response: HttpResponse) -> HttpResponse:
-    # The token is in this page's URL: no other site may learn it from a Referer (OWASP FP5).
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @login_not_required
@@ -216,7 +213,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     except confirmations.ConfirmationRefusedError as refusal:
         reason = {"reason": refusal.message, "code": refusal.code}
         page = render(request, f"{_TEMPLATES}/confirm_refused.html", reason, status=400)
-        return _no_referrer(page)
+        return keep_url_out_of_referrers(page)
     if request.method != "POST":
         client = describe_user_agent(held.user_agent)
         context = {
@@ -224,7 +221,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             "client": client,
             "factor_label": factor_label(held.factor),
         }
-        return _no_referrer(render(request, f"{_TEMPLATES}/confirm.html", context))
+        return keep_url_out_of_referrers(render(request, f"{_TEMPLATES}/confirm.html", context))
     messages.success(request, "You are signed in. This browser is now a trusted device.")
     if signed.factor == Factor.RECOVERY_CODE:
         response["Location"] = reverse("recovery_codes:replace_after_use")

@@ -12,6 +12,7 @@ from relatch.audit.models import Factor
 from relatch.mfa.newdevice.notices import factor_label
 from relatch.mfa.newdevice.partial import current_partial_signin
 from relatch.mfa.selfservice import services
+from relatch.web.referrer import keep_url_out_of_referrers
 
 _TEMPLATES = "mfa/selfservice"
 
@@ -59,10 +60,6 @@ def status(request: HttpRequest) -> HttpResponse:
     return render(request, f"{_TEMPLATES}/status.html", context)
 
 
-def _no_referrer(response: HttpResponse) -> HttpResponse:
-    # The token is in this page's URL: no other site may learn it from a Referer.
-    response["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @login_not_required
@@ -82,11 +79,11 @@ def cancel(request: HttpRequest, token: str) -> HttpResponse:
             {"reason": refusal.message},
             status=refusal.status,
         )
-        return _no_referrer(page)
+        return keep_url_out_of_referrers(page)
     template = "cancelled.html" if request.method == "POST" else "cancel_confirm.html"
     context = {
         "recovery": recovery,
         "factor_label": factor_label(recovery.factor),
         "is_code": recovery.factor == Factor.RECOVERY_CODE,
     }
-    return _no_referrer(render(request, f"{_TEMPLATES}/{template}", context))
+    return keep_url_out_of_referrers(render(request, f"{_TEMPLATES}/{template}", context))

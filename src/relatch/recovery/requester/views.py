@@ -22,6 +22,7 @@ from relatch.recovery.requester.forms import (
     StillHasForm,
 )
 from relatch.recovery.requester.routing import route
+from relatch.web.referrer import keep_url_out_of_referrers
 
 _T = "recovery/requester"
 # The browser that started a request holds its public id until the code is entered.
@@ -39,11 +40,11 @@ PROOF_INSTRUCTIONS = {
 
 
 def _private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """No referrer (the URL holds a secret) and no caching."""
+    """The URL holds a secret: out of referrers, and no caching."""
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         response = view(request, *args, **kwargs)
-        response.headers["Referrer-Policy"] = "no-referrer"
+        keep_url_out_of_referrers(response)
         return response
     return login_not_required(never_cache(wrapper))
 
