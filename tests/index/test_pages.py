@@ -72,6 +72,8 @@ def assert_nothing_runs(html: str) -> None:
     """No script element, no event-handler attribute, no script or data URL in a link or
     source: what a browser would execute from the page."""
     for tag, attrs in Elements(html).found:
+        if tag == "script" and attrs.get("src", "").startswith("/static/relatch/forms."):
+            continue  # the layout's own served script (focus on the first error), not the README's
         assert tag not in {"script", "iframe", "object", "embed", "svg", "style", "form"}, tag
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)

@@ -368,6 +368,7 @@ def test_the_pages_use_no_inline_script_and_the_script_is_served(ready, client):
     body = ready.get(ADD).content.decode()
     scripts = re.findall(r"<script[^>]*>", body)
     assert scripts == [
+        '<script src="/static/relatch/forms.js" defer>',
         '<script id="webauthn-options" type="application/json">',
         '<script src="/static/relatch/webauthn.js" defer>',
     ]
