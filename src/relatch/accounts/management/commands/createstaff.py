@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
 from relatch.accounts.emails.services import EmailChangeError, normalize_address
+from relatch.accounts.management.schema import bring_schema_up_to_date
 from relatch.accounts.models import Email, User
 from relatch.accounts.provisioning import create_verified_user
 from relatch.accounts.usernames import is_username_taken, validate_username_format
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        bring_schema_up_to_date()
         username, name = options["username"].strip(), options["name"].strip()
         _check_username(username)
         address = _checked_address(options["email"])

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from relatch.accounts.demo import DemoRun
+from relatch.accounts.management.schema import bring_schema_up_to_date
 
 # Run in order; each is idempotent. Add a step here to seed more (projects, requests).
 DEMO_STEPS = ["relatch.accounts.demo.seed_people"]
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, password: str | None = None, **options: Any) -> None:
+        bring_schema_up_to_date()
         if password is not None:
             try:
                 validate_password(password)
