@@ -127,6 +127,9 @@ def app_code(request: HttpRequest) -> HttpResponse:
     outcome = services.sign_in_with_app_code(
         request=request, response=response, partial=partial, code=form.cleaned_data["code"]
     )
+    if outcome.kind == "refused":
+        form.add_error("code", outcome.message)  # at the field, which gets the focus
+        return _second_step_page(request, partial, app_form=form, status=outcome.status)
     return _respond(request, partial, outcome, response)
 
 
@@ -144,6 +147,9 @@ def recovery_code(request: HttpRequest) -> HttpResponse:
     outcome = services.sign_in_with_recovery_code(
         request=request, response=response, partial=partial, code=form.cleaned_data["code"]
     )
+    if outcome.kind == "refused":
+        form.add_error("code", outcome.message)  # at the field, which gets the focus
+        return _second_step_page(request, partial, code_form=form, status=outcome.status)
     return _respond(request, partial, outcome, response)
 
 

@@ -99,6 +99,9 @@ def app_code(request: HttpRequest) -> HttpResponse:
     outcome = services.reauthenticate_with_app_code(
         request=request, user=signed_in_user(request), step=step, code=form.cleaned_data["code"]
     )
+    if not outcome.passed:
+        form.add_error("code", outcome.message)  # at the field, which gets the focus
+        return _page(request, step, app_form=form, status=outcome.status)
     return _respond(request, step, outcome)
 
 
@@ -115,6 +118,9 @@ def recovery_code(request: HttpRequest) -> HttpResponse:
     outcome = services.reauthenticate_with_recovery_code(
         request=request, user=signed_in_user(request), step=step, code=form.cleaned_data["code"]
     )
+    if not outcome.passed:
+        form.add_error("code", outcome.message)  # at the field, which gets the focus
+        return _page(request, step, code_form=form, status=outcome.status)
     return _respond(request, step, outcome)
 
 

@@ -112,7 +112,8 @@ def confirm(request: HttpRequest) -> HttpResponse:
     try:
         services.confirm_enrolment(request=request, user=user, code=form.cleaned_data["code"])
     except services.TotpError as refusal:
-        return _enrol_page(request, form=form, error=refusal.message, status=400)
+        form.add_error("code", refusal.message)  # at the field, which gets the focus
+        return _enrol_page(request, form=form, status=400)
     messages.success(
         request, "Authenticator app added. From now on, signing in asks for a code from it."
     )
