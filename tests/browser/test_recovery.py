@@ -1,0 +1,100 @@
+"""The requester's side of account recovery in Chromium: "Can't sign in?", the request, the
+contact code, the secret status page (issue 6; DESIGN §5; NIST N3, N8, N11).
+
+The staff side, from the queue to the owner signing in again, is in test_desk.py.
+"""
+
+import re
+from collections.abc import Callable
+
+from playwright.sync_api import expect
+from tests.browser.harness import Live, Visitor
+from tests.browser.recovery_steps import (
+    ask_what_to_do,
+    expect_fact,
+    file_request,
+    open_status,
+    request_id,
+    shell,
+)
+
+PASSWORD = "an old passphrase nobody remembers"
+
+
+def test_cant_sign_in_routes_to_a_request_the_requester_follows_and_cancels(
+    visitor: Visitor, live: Live
+) -> None:
+    owner = live.create_user("olek", PASSWORD)
+    contact = "lost.and.found@example.net"
+
+    # Password and mailbox are gone; an API token in a CI config is all that is left.
+    ask_what_to_do(visitor, "An API token of the account")
+    status_url = file_request(
+        visitor, username="olek", contact=contact, still_has=("An API token of the account",),
+        what_happened="My mail provider closed my mailbox and I forgot the password.",
+    )
+    # Every verified address of the account hears, with a way to stop it (NIST N8, N11).
+    notice = live.mail_text(owner, "recover")
+    assert "olek" in notice and "/recovery/request/not-me/" in notice, notice
+
+    open_status(visitor, status_url)
+    expect_fact(visitor, "State", "Submitted")
+    expect_fact(visitor, "Filed", re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    main = visitor.page.get_by_role("main")
+    expect(main).to_contain_text("Staff will review your request")
+    expect(main).to_contain_text("Nothing right now.")  # no proof asked for yet
+    # The page says nothing about the account, not even that it exists (OWASP FP1).
+    expect(main).not_to_contain_text("olek")
+
+    visitor.page.get_by_label("Message to staff").fill("I can also show you my CI logs.")
+    visitor.press("Send")
+    visitor.see("Your recovery request")
+    expect(main.get_by_role("article")).to_contain_text("I can also show you my CI logs.")
+    expect(main.get_by_role("article")).to_contain_text("You,")
+
+    visitor.press("Cancel my request")
+    visitor.see("Your recovery request")
+    expect_fact(visitor, "State", "Cancelled")
+    expect(main).to_contain_text("This request was cancelled.")
+    expect(main.get_by_role("button", name="Cancel my request")).to_have_count(0)
+    assert "cancelled" in live.mail_text(contact, "cancelled").lower()
+
+
+def test_the_advice_sends_people_who_still_have_their_mailbox_to_a_password_reset(
+    visitor: Visitor,
+) -> None:
+    ask_what_to_do(visitor, "Access to an email address on the account")
+    advice = visitor.page.get_by_role("region", name="What to do")
+    expect(advice.get_by_role("heading")).to_have_text("Reset your password")
+    advice.get_by_role("link", name="Get a reset link by email").click()
+    visitor.see("Reset your password")
+
+
+def test_the_owner_stops_a_request_they_did_not_make_with_one_click(
+    make_visitor: Callable[[], Visitor], live: Live
+) -> None:
+    owner = live.create_user("ines", PASSWORD)
+    intruder = make_visitor()
+    ask_what_to_do(intruder)
+    status_url = file_request(intruder, username="ines", contact="not.ines@example.net",
+                              what_happened="I am Ines, honestly. Lost everything.")
+
+    ines = make_visitor()
+    ines.page.goto(live.link(owner, r"/recovery/request/not-me/"))
+    ines.see("Stop this recovery request?")
+    ines.press("This wasn't me: stop it")
+    ines.see("The request is stopped")
+
+    open_status(intruder, status_url)
+    expect_fact(intruder, "State", "Cancelled")
+    # A new request is refused for a while, quietly: its page looks like any filed one, so
+    # the intruder does not learn that the owner is watching (NIST N11).
+    ask_what_to_do(intruder)
+    again = file_request(intruder, username="ines", contact="not.ines@example.net",
+                         what_happened="Please, it really is me.")
+    open_status(intruder, again)
+    expect_fact(intruder, "State", "Submitted")
+    state = shell(live, "from relatch.recovery.models import RecoveryRequest as R; "
+                        f"print(R.objects.get(public_id={request_id(intruder)!r}).state)")
+    assert state == "cancelled"  # what staff see: refused
+
