@@ -440,3 +440,12 @@ def test_home_lists_the_ten_most_recently_updated_projects(client: Any) -> None:
     assert all(link in links for link in shown)
     assert "/project/proj-10/" not in links and "/project/proj-11/" not in links
     assert html.index("proj-00") < html.index("proj-09")
+
+
+def test_a_readme_heading_anchor_has_a_name_for_screen_readers(client: Any) -> None:
+    """The GFM renderer's empty self-link after each heading gets a name (axe: link-name)."""
+    make_release(make_project("anchors"), "1.0", description="# Usage\n\nText.",
+                 description_content_type="text/markdown")
+    html = client.get("/project/anchors/").content.decode()
+    assert ('<a href="#user-content-usage" rel="nofollow" aria-label="Link to this section"></a>'
+            in html)

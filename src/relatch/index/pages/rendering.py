@@ -8,6 +8,7 @@ safe, here and nowhere else.
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from importlib.metadata import version as installed_version
 
@@ -19,7 +20,14 @@ logger = logging.getLogger(__name__)
 # A day: the key changes with the content, so the timeout only bounds memory, never staleness.
 CACHE_SECONDS = 24 * 3600
 # A new readme_renderer or nh3 (a sanitiser fix, say) must not serve HTML cleaned by the old one.
-_RENDERER_VERSIONS = f"{installed_version('readme_renderer')}-{installed_version('nh3')}"
+# Bump _OUR_REVISION when what we do to the renderer's output changes.
+_OUR_REVISION = "2"
+_RENDERER_VERSIONS = (
+    f"{installed_version('readme_renderer')}-{installed_version('nh3')}-{_OUR_REVISION}"
+)
+# The GFM renderer ends each heading with an empty anchor to itself: a link a screen reader
+# announces with no name (axe: link-name, serious). The href is the sanitiser's own output.
+_EMPTY_HEADING_ANCHOR = re.compile(r'<a href="(#user-content-[^"<>]*)" rel="nofollow"></a>')
 _MARKDOWN_VARIANTS = {"gfm": "GFM", "commonmark": "CommonMark"}
 
 
@@ -44,7 +52,12 @@ def _render_markdown(description: str, params: dict[str, str]) -> str | None:
     variant = _MARKDOWN_VARIANTS.get(params.get("variant", "GFM").lower())
     if variant is None:
         return None
-    return readme_renderer.markdown.render(description, variant=variant)
+    html = readme_renderer.markdown.render(description, variant=variant)
+    if html is None:
+        return None
+    return _EMPTY_HEADING_ANCHOR.sub(
+        r'<a href="\1" rel="nofollow" aria-label="Link to this section"></a>', html
+    )
 
 
 def _render_rst(description: str, params: dict[str, str]) -> str | None:
