@@ -126,8 +126,9 @@ class Visitor:
         return self.page.goto(self.live.url + path)
 
     def see(self, heading: str | re.Pattern[str]) -> None:
-        """The page's main heading says ``heading``; then the page is audited."""
-        expect(self.page.get_by_role("heading", level=1)).to_have_text(heading)
+        """The page's main heading says ``heading``; then the page is audited. (The first h1:
+        a project's README may bring its own, inside the page.)"""
+        expect(self.page.get_by_role("heading", level=1).first).to_have_text(heading)
         self.audit()
 
     def audit(self) -> None:
