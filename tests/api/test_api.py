@@ -84,6 +84,23 @@ def test_the_openapi_schema_is_served_with_the_paths(client):
     assert {"StatusToken", "StaffToken"} <= set(schema["components"]["securitySchemes"])
 
 
+@pytest.mark.parametrize(("component", "field"), [
+    ("NewRequestIn", "username"), ("MessageIn", "body"), ("ReasonIn", "reason"),
+    ("TokenIn", "name"),
+])
+def test_the_schema_says_which_text_may_not_be_blank(client, component, field):
+    """Found by schemathesis: "  " matched the schema yet got a 422. The schema's pattern now
+    refuses exactly what the server strips to nothing (every str.isspace() character)."""
+    schema = client.get(f"{API}/openapi.json").json()
+    pattern = schema["components"]["schemas"][component]["properties"][field]["pattern"]
+    for blank in (" ", "\t\n", "\u3000\xa0", "\x1f\x85", "\u2028 \u205f"):
+        assert re.search(pattern, blank) is None, repr(blank)
+    for text in ("a", " x ", "\u200b", "\ufeff"):  # not whitespace to str.strip()
+        assert re.search(pattern, text), repr(text)
+    email = schema["components"]["schemas"]["NewRequestIn"]["properties"]["contact_email"]
+    assert email["format"] == "email"
+
+
 # -- the requester's side ------------------------------------------------------------------
 
 
@@ -293,6 +310,59 @@ def test_assign_to_a_staff_member(client, user, staff, desk):
     nobody = post(client, f"/desk/requests/{recovery.public_id}/assign",
                   {"assignee": "ghost"}, **desk)
     assert nobody.status_code == 400
+
+
+@pytest.mark.parametrize("body", [b"-1.2e89", b"[]", b'"dana"', b"null", b"true"])
+def test_a_body_that_is_not_an_object_changes_nothing(client, user, staff, desk, body):
+    """Found by schemathesis: ninja read a JSON number or list as an object with no fields, so
+    assign (every field optional) took it for {} and unassigned the request."""
+    recovery = make_request(user, assigned_to=staff)
+    response = client.post(f"{API}/desk/requests/{recovery.public_id}/assign", body,
+                           content_type="application/json", headers=desk)
+    assert response.status_code == 400
+    assert isinstance(response.json()["detail"], str)
+    recovery.refresh_from_db()
+    assert recovery.assigned_to == staff
+    assert not StaffAction.objects.exists()
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/recovery/requests", new_request_body(username="al\x00ice")),
+    ("/recovery/requests", new_request_body(description="lost\x00")),
+    ("/desk/requests/{public_id}/messages", {"body": "hi\x00"}),
+    ("/desk/requests/{public_id}/assign", {"assignee": "da\x00na"}),
+    ("/desk/requests/{public_id}/deny", {"reason": "\x00"}),
+    ("/desk/requests/{public_id}/proofs", {"kind": "repo_branch", "project": "\x00"}),
+])
+def test_a_nul_character_is_a_422_not_a_server_error(client, user, desk, path, body):
+    """Found by schemathesis on PostgreSQL, whose text cannot hold NUL: stored or looked up, it
+    raised a 500. The schema says so too (a pattern on every text field)."""
+    recovery = make_request(user)
+    response = post(client, path.format(public_id=recovery.public_id), body, **desk)
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]
+    assert RecoveryRequest.objects.count() == 1
+    assert not StaffAction.objects.exists()
+
+
+@pytest.mark.parametrize("path", [
+    "/desk/requests/%00", "/desk/requests/ab%00cd/deny", "/recovery/requests/%00/confirm",
+    "/recovery/requests/%00/new-code",
+])
+def test_a_nul_in_a_request_id_is_not_found(client, user, desk, path):
+    """Found by schemathesis on PostgreSQL: a NUL in the path reached the query (a 500)."""
+    make_request(user)
+    response = post(client, path, {"reason": "x"}, **desk) if path.endswith(("deny", "confirm",
+        "new-code")) else client.get(API + path, headers=desk)
+    assert response.status_code in (404, 422)
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_a_nul_in_a_status_credential_is_401(client, user):
+    recovery = make_request(user)
+    response = client.get(f"{API}/recovery/status",
+                          headers=bearer(f"{recovery.public_id}\x00.{'0' * 64}"))
+    assert response.status_code == 401
 
 
 def test_an_unknown_request_is_404(client, desk):

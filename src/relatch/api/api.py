@@ -5,13 +5,29 @@ Every error is ``{"detail": "<message>"}`` with the fitting status; a body that 
 schema is a 422 whose ``detail`` names the field (and ``errors`` lists them all).
 """
 
+import json
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
+from ninja.parser import Parser
 
 from relatch.api import requester, requester_proofs, staff, tokens
+
+
+class ObjectBodyParser(Parser):
+    """JSON bodies must be objects. ninja's schemas read any value attribute by attribute (for
+    ORM objects), so a body of ``5`` or ``[]`` became an object with every field missing: where
+    all fields are optional (assign) it was accepted as ``{}`` and unassigned the request. Any
+    other JSON value is now refused as unreadable (a 400), before a handler runs."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        data = json.loads(request.body)
+        if not isinstance(data, dict):
+            raise ValueError("The body must be a JSON object.")
+        return data
+
 
 api = NinjaAPI(
     title="Relatch API",
@@ -22,6 +38,7 @@ api = NinjaAPI(
         "staff-purpose API token; token management with the signed-in session."
     ),
     urls_namespace="api",
+    parser=ObjectBodyParser(),
     openapi_url="/openapi.json",
     docs_url=None,  # the interactive page loads scripts from a CDN, which the CSP forbids
 )

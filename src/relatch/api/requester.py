@@ -56,8 +56,11 @@ def start(request: HttpRequest, payload: NewRequestIn) -> Status[StartedOut]:
 
 
 def _unfiled(public_id: str) -> RecoveryRequest:
-    recovery = RecoveryRequest.objects.filter(public_id=public_id[:24]).first()
-    if recovery is None or len(public_id) > 24:
+    # A NUL cannot be in an id, and PostgreSQL refuses it in a query (a 500, not a 404).
+    if len(public_id) > 24 or "\x00" in public_id:
+        raise HttpError(404, NO_SUCH)
+    recovery = RecoveryRequest.objects.filter(public_id=public_id).first()
+    if recovery is None:
         raise HttpError(404, NO_SUCH)
     return recovery
 

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
 from pydantic import AfterValidator, Field
+from pydantic.json_schema import JsonDict
 
 from relatch.recovery.models import ProofKind, State
 
@@ -24,15 +25,35 @@ def _email(value: str) -> str:
     return value
 
 
+def _storable(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: stored or looked up, it was a 500 (found by schemathesis).
+    if "\x00" in value:
+        raise ValueError("This may not contain NUL characters.")
+    return value
+
+
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not _storable(value).strip():
         raise ValueError("This may not be empty.")
     return value
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(_email)]
-Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(_not_blank)]
-Reason = Annotated[str, Field(max_length=MAX_REASON), AfterValidator(_not_blank)]
+# The schema's word for what the validators enforce, so a client's validator refuses what the
+# server would answer with a 422. Whitespace is exactly what str.isspace() (and so strip())
+# calls whitespace, spelled out so every regex engine reads the same set; the not-blank form
+# reads as: leading whitespace, one character that is neither whitespace nor NUL, no NUL after
+# (one way to match, so it costs a client's regex engine linear time).
+_SPACE = (r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+          r"\u3000")
+NO_NUL: JsonDict = {"pattern": r"^[^\x00]*$"}
+NOT_BLANK: JsonDict = {"pattern": rf"^[{_SPACE}]*[^\x00{_SPACE}][^\x00]*$"}
+Plain = Annotated[str, AfterValidator(_storable)]
+Email = Annotated[str, Field(max_length=254, json_schema_extra={"format": "email"}),
+                  AfterValidator(_email)]
+Text = Annotated[str, Field(max_length=MAX_TEXT, json_schema_extra=NOT_BLANK),
+                 AfterValidator(_not_blank)]
+Reason = Annotated[str, Field(max_length=MAX_REASON, json_schema_extra=NOT_BLANK),
+                   AfterValidator(_not_blank)]
 StillHasValue = Literal["password", "email", "totp", "security_key", "recovery_codes",
                         "api_token", "repo_push"]
 
@@ -49,10 +70,11 @@ class DetailOut(Schema):
 
 
 class NewRequestIn(Schema):
-    username: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_not_blank)]
+    username: Annotated[str, Field(min_length=1, max_length=50, json_schema_extra=NOT_BLANK),
+                        AfterValidator(_not_blank)]
     contact_email: Email
     still_has: list[StillHasValue] = Field(default_factory=list, max_length=7)
-    description: str = Field(default="", max_length=MAX_TEXT)
+    description: Plain = Field(default="", max_length=MAX_TEXT, json_schema_extra=NO_NUL)
     agreed: bool = Field(description="Agreement to the code of conduct.")
     acknowledged: bool = Field(description="Acknowledgement that review takes time.")
 
@@ -63,7 +85,7 @@ class StartedOut(Schema):
 
 
 class CodeIn(Schema):
-    code: str = Field(min_length=1, max_length=20)
+    code: Plain = Field(min_length=1, max_length=20, json_schema_extra=NO_NUL)
 
 
 class MessageIn(Schema):
@@ -98,8 +120,8 @@ class RequesterProofOut(ProofOut):
 
 
 class AnswerIn(Schema):
-    answer: str = Field(min_length=1, max_length=MAX_REASON,
-                        description="The API token, the password or the 6-digit code.")
+    answer: Plain = Field(min_length=1, max_length=MAX_REASON, json_schema_extra=NO_NUL,
+                          description="The API token, the password or the 6-digit code.")
 
 
 class AddressChoiceIn(Schema):
@@ -253,13 +275,13 @@ class RequestDetailOut(Schema):
 
 
 class AssignIn(Schema):
-    assignee: str | None = Field(default=None, max_length=50,
-                                 description="A staff username, or null to unassign.")
+    assignee: Plain | None = Field(default=None, max_length=50, json_schema_extra=NO_NUL,
+                                   description="A staff username, or null to unassign.")
 
 
 class ProofRequestIn(Schema):
     kind: Literal[tuple(ProofKind.values)]  # type: ignore[valid-type]
-    project: str | None = Field(default=None, max_length=200)
+    project: Plain | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
 
 
 class ReasonIn(Schema):
@@ -286,8 +308,9 @@ class TokenOut(Schema):
 
 
 class TokenIn(Schema):
-    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_not_blank)]
-    project: str | None = Field(default=None, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=100, json_schema_extra=NOT_BLANK),
+                    AfterValidator(_not_blank)]
+    project: Plain | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
     expires_at: datetime | None = None
 
 

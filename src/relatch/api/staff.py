@@ -41,9 +41,12 @@ def _staff(request: HttpRequest) -> User:
 
 
 def _filed(public_id: str) -> RecoveryRequest:
+    # A NUL cannot be in an id, and PostgreSQL refuses it in a query (a 500, not a 404).
+    if len(public_id) > 24 or "\x00" in public_id:
+        raise HttpError(404, NOT_FOUND)
     recovery = (RecoveryRequest.objects.select_related("user", "assigned_to")
-                .filter(public_id=public_id[:24], contact_confirmed_at__isnull=False).first())
-    if recovery is None or len(public_id) > 24:
+                .filter(public_id=public_id, contact_confirmed_at__isnull=False).first())
+    if recovery is None:
         raise HttpError(404, NOT_FOUND)
     return recovery
 

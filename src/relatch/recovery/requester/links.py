@@ -78,7 +78,8 @@ def find_by_not_me_token(public_id: str, token: str) -> RecoveryRequest | None:
 
 
 def _filed(public_id: str) -> RecoveryRequest | None:
-    if len(public_id) > 24:
+    # A NUL cannot be in an id, and PostgreSQL refuses it in a query (a 500, not "not found").
+    if len(public_id) > 24 or "\x00" in public_id:
         return None
     rows = RecoveryRequest.objects.select_related("user").filter(public_id=public_id)
     return rows.filter(contact_confirmed_at__isnull=False).first()
