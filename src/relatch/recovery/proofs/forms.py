@@ -18,7 +18,7 @@ class PasswordForm(forms.Form):
 
 
 class CodeForm(forms.Form):
-    code = forms.RegexField(label="The 6-digit code from the mail", regex=r"^\s*\d{6}\s*$",
+    code = forms.RegexField(label="The 6-digit code from the mail", regex=r"^\s*[0-9]{6}\s*$",
                             max_length=20, error_messages={"invalid": "Enter the 6 digits."})
 
 

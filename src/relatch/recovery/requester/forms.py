@@ -66,7 +66,7 @@ class RecoveryRequestForm(forms.Form):
 
 class ContactCodeForm(forms.Form):
     code = forms.RegexField(
-        regex=r"^\s*\d{6}\s*$", max_length=12, label="Code from the mail",
+        regex=r"^\s*[0-9]{6}\s*$", max_length=12, label="Code from the mail",
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
         error_messages={"required": "Enter the 6-digit code from the mail.",
                         "invalid": "The code is 6 digits."},
