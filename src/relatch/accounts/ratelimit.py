@@ -5,16 +5,23 @@ default runs one server process, so the counts are whole).
 """
 
 import functools
+import threading
 
 from django.conf import settings
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+# The threads of a web process meet here on their first requests: limits imports the Redis
+# client lazily and checks its version, and a thread that looks while another is still
+# importing sees none ("minimum version 3.0 for 'redis' ... Found 0.0.0"): a 500.
+_creating = threading.Lock()
+
 
 @functools.cache
 def _limiter(url: str) -> tuple[Storage, MovingWindowRateLimiter]:
-    storage = storage_from_string(url)
+    with _creating:
+        storage = storage_from_string(url)
     assert isinstance(storage, Storage)  # a synchronous storage, never limits.aio's
     return storage, MovingWindowRateLimiter(storage)
 
