@@ -203,13 +203,27 @@ class _Supervisor:
 
 
 def _schedule_background_work() -> None:
-    """Make sure the recovery desk's periodic pass (end of waits, reminders, branch re-checks)
-    is queued; each pass queues the next, so one is enough and a restart keeps it."""
+    """Pick up the work a crash left behind (tasks a killed worker was running, mail whose
+    delivery was never queued), then make sure the recovery desk's periodic pass (end of waits,
+    reminders, branch re-checks) is queued; each pass queues the next, so one is enough and a
+    restart keeps it."""
     from datetime import timedelta
 
+    from relatch.notify.leftovers import resume_background_work
     from relatch.recovery.tasks import ensure_tick_scheduled
 
+    resume_background_work()
     ensure_tick_scheduled(delay=timedelta(0))
+
+
+def _with_worker_id(argv: list[str]) -> list[str]:
+    """db_worker under an id that names this process, so a later start can tell whether the
+    worker that claimed a task is still alive (relatch.notify.leftovers)."""
+    if argv[:1] != ["db_worker"] or any(a.startswith("--worker-id") for a in argv):
+        return argv
+    from relatch.notify.leftovers import worker_id
+
+    return [*argv, "--worker-id", worker_id()]
 
 
 def serve(host: str, port: int) -> int:
@@ -284,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_django()
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(["relatch", *argv])
+    execute_from_command_line(["relatch", *_with_worker_id(argv)])
     return 0
 
 

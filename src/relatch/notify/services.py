@@ -41,11 +41,12 @@ def send_mail(
         )
         for address in dict.fromkeys(to)
     )
-    transaction.on_commit(lambda: _enqueue(row.pk for row in rows))
+    transaction.on_commit(lambda: enqueue_delivery(row.pk for row in rows))
     return rows
 
 
-def _enqueue(ids: Iterable[int], delay: timedelta | None = None) -> None:
+def enqueue_delivery(ids: Iterable[int], delay: timedelta | None = None) -> None:
+    """Queue one delivery task per OutgoingEmail id (after ``delay``, if given)."""
     from relatch.notify.tasks import deliver_email
 
     task = deliver_email.using(run_after=timezone.now() + delay) if delay else deliver_email
@@ -99,5 +100,5 @@ def _record_failure(outgoing: OutgoingEmail, exc: Exception) -> OutgoingEmail.St
     outgoing.save(update_fields=["attempts", "status", "last_error"])
     if outgoing.status == OutgoingEmail.Status.PENDING:
         logger.warning("Mail %s failed (%s); retrying", outgoing.pk, outgoing.last_error)
-        _enqueue([outgoing.pk], delay=retry_delay(outgoing.attempts))
+        enqueue_delivery([outgoing.pk], delay=retry_delay(outgoing.attempts))
     return OutgoingEmail.Status(outgoing.status)
