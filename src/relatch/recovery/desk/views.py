@@ -35,6 +35,7 @@ from relatch.recovery.models import RecoveryRequest
 from relatch.recovery.policy import verdict
 
 View = Callable[..., HttpResponse]
+MAX_PUBLIC_ID = 24  # RecoveryRequest.public_id's length: anything longer names no request
 FORMS: dict[str, type[forms.Form]] = {
     "assign_form": AssignForm, "message_form": MessageForm, "proof_form": ProofForm,
     "deny_form": DenyForm, "override_form": OverrideForm,
@@ -67,15 +68,30 @@ def staff_only(view: View) -> View:
 @staff_only
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    """The queue, oldest first, with its filters."""
+    """The queue, oldest first, with its filters, ``QUEUE_PAGE`` requests a page."""
     form = QueueFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
     if form.is_bound and form.is_valid():
         filters = _filters(form.cleaned_data, _staff(request))
+    after = request.GET.get("after", "")[:MAX_PUBLIC_ID] or None
+    # One more than a page: whether a next page exists, without counting the whole queue.
+    rows = queries.queue(**filters, after=after, limit=queries.QUEUE_PAGE + 1)
+    shown = rows[: queries.QUEUE_PAGE]
     return render(request, "recovery/desk/queue.html", {
-        "form": form, "rows": queries.queue(**filters),
+        "form": form, "rows": shown, "after": after, "first_query": _page_query(request, None),
+        "next_query": _page_query(request, shown[-1].public_id) if len(rows) > len(shown)
+        else "",
         "target": queries.first_answer_target(),
     }, status=400 if form.is_bound and form.errors else 200)
+
+
+def _page_query(request: HttpRequest, after: str | None) -> str:
+    """The query string of another page with the same filters (``after=None``: the first)."""
+    query = request.GET.copy()
+    query.pop("after", None)
+    if after:
+        query["after"] = after
+    return query.urlencode()
 
 
 def _filters(data: dict[str, Any], staff: User) -> dict[str, Any]:
