@@ -27,7 +27,7 @@ def _file_dict(file: File, release: Release) -> dict[str, Any]:
         "size": file.size,
         "upload_time": file.uploaded_at.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": upload_time(file.uploaded_at),
-        "url": _absolute(file_url(file)),
+        "url": _absolute(file_url(file.path)),
         "yanked": release.yanked,
         "yanked_reason": release.yanked_reason or None,
     }

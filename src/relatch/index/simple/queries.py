@@ -3,7 +3,10 @@
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
 
+from django.db import connection, models
 from django.db.models import Count, Max, Prefetch
 from packaging.version import InvalidVersion, Version
 
@@ -37,23 +40,103 @@ def find_project(normalized_name: str) -> Project | None:
     return Project.objects.filter(normalized_name=normalized_name).first()
 
 
+class ProjectState(NamedTuple):
+    """What a project's simple page is keyed on. ``changed`` is Project.last_changed_at as the
+    database returns it, only ever compared and hashed into the ETag."""
+
+    id: int
+    name: str
+    changed: str
+
+
+def _fetch_one(sql: str, params: list[str]) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+@cache
+def _column_sql(model: type[models.Model], *fields: str) -> str:
+    """``SELECT <fields> FROM <table> WHERE <first field> = %s``, names quoted for the
+    database in use. The fields are plain columns (no ``db_column``): a field's name is its
+    column's."""
+    quote = connection.ops.quote_name
+    columns = [quote(model._meta.get_field(name).name) for name in fields]
+    # Only names from the model's metadata go into the text; values are always parameters.
+    return (f"SELECT {', '.join(columns[1:])} FROM {quote(model._meta.db_table)} "  # noqa: S608
+            f"WHERE {columns[0]} = %s")
+
+
+# These two lookups run for every installer request. Plain SQL: building the same query
+# through the ORM costs about ten times running it (~250 µs against ~20 µs on SQLite).
+
+
+def project_state(normalized_name: str) -> ProjectState | None:
+    """One indexed lookup by the unique normalized name."""
+    sql = _column_sql(Project, "normalized_name", "id", "name", "last_changed_at")
+    row = _fetch_one(sql, [normalized_name])
+    return ProjectState(row[0], row[1], str(row[2])) if row is not None else None
+
+
+def file_digest(path: str) -> str | None:
+    """The SHA-256 of the file stored as ``path``; one lookup by the unique path."""
+    row = _fetch_one(_column_sql(File, "path", "sha256_digest"), [path])
+    return row[0] if row is not None else None
+
+
+def metadata_digest(dist_path: str) -> str | None:
+    """The SHA-256 of the PEP 658 metadata of the file stored as ``dist_path``, if it has one."""
+    row = _fetch_one(_column_sql(File, "path", "metadata_sha256_digest"), [dist_path])
+    return row[0] if row is not None and row[0] else None
+
+
+class FileRow(NamedTuple):
+    """One file of a simple page: only the columns the page shows."""
+
+    filename: str
+    path: str
+    sha256_digest: str
+    metadata_sha256_digest: str
+    size: int
+    uploaded_at: datetime
+    file_requires_python: str
+    release_requires_python: str
+    yanked: bool
+    yanked_reason: str
+
+    @property
+    def requires_python(self) -> str:
+        """The file's own Requires-Python, else its release's."""
+        return self.file_requires_python or self.release_requires_python
+
+
+_FILE_ROW_COLUMNS = (
+    "filename", "path", "sha256_digest", "metadata_sha256_digest", "size", "uploaded_at",
+    "requires_python", "release__requires_python", "release__yanked", "release__yanked_reason",
+)
+
+
+def file_rows(project_id: int) -> list[FileRow]:
+    """Every file of the project with its release's yank and Requires-Python; one query, plain
+    tuples: no model instances, none of the release's README or JSON columns."""
+    rows = (
+        File.objects.filter(release__project_id=project_id)
+        .order_by("filename").values_list(*_FILE_ROW_COLUMNS)
+    )
+    return [FileRow._make(row) for row in rows]
+
+
 def releases_with_files(project: Project) -> list[Release]:
     """The project's releases, each with ``.files`` prefetched; two queries."""
     files = Prefetch("files", queryset=File.objects.order_by("filename"))
     return list(project.releases.order_by("created_at", "id").prefetch_related(files))
 
 
-def release_files(project: Project) -> list[File]:
-    """Every file of the project with its release loaded; one query."""
-    return list(
-        File.objects.filter(release__project=project).select_related("release")
-        .order_by("filename")
-    )
-
-
-def release_versions(project: Project) -> list[str]:
+def release_versions(project_id: int) -> list[str]:
     """Every version of the project (even those whose files were all deleted); one query."""
-    versions = project.releases.values_list("version", flat=True)
+    versions = (
+        Release.objects.filter(project_id=project_id).order_by().values_list("version", flat=True)
+    )
     return sort_versions(list(versions))
 
 

@@ -3,6 +3,8 @@
 All public (``login_not_required``) and read-only (``require_safe``): nothing here changes state.
 """
 
+from collections.abc import Iterator
+
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.core.files.storage import default_storage
@@ -19,7 +21,6 @@ from django.http import (
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from relatch.index.models import File, Project
 from relatch.index.names import normalize_project_name
 from relatch.index.simple import documents, negotiation, pypi, queries
 from relatch.index.simple.caching import (
@@ -32,10 +33,17 @@ from relatch.index.simple.caching import (
     quoted,
     with_cache_headers,
 )
+from relatch.index.simple.lean import installer_view
 
 METADATA_SUFFIX = ".metadata"
 # A cached page outlives no change (its key is the ETag); the timeout only frees memory.
 PAGE_CACHE_SECONDS = 3600
+# Part of every page's ETag and cache key: a release that changes what a page says (a new
+# attribute, say) must not serve bodies, or 304s, made by the previous one from a shared cache.
+PAGE_FORMAT = "2"
+# /simple/ is kept whole in the cache up to this many projects (~70 bytes each); above, it is
+# streamed from the database on every miss instead of held in every process's memory.
+INDEX_CACHE_MAX_PROJECTS = 20_000
 
 
 def _header_value(content_type: str) -> str:
@@ -61,6 +69,7 @@ def _redirect(request: HttpRequest, view: str, *args: str) -> HttpResponsePerman
     return HttpResponsePermanentRedirect(reverse(view, args=args) + (f"?{query}" if query else ""))
 
 
+@installer_view
 @login_not_required
 @require_safe
 def index(request: HttpRequest) -> HttpResponseBase:
@@ -69,16 +78,37 @@ def index(request: HttpRequest) -> HttpResponseBase:
     if content_type is None:
         return _not_acceptable()
     state = queries.index_state()
-    etag = make_etag("index", state.count, state.max_id, state.last_changed_at, content_type)
+    etag = make_etag(
+        "index", PAGE_FORMAT, state.count, state.max_id, state.last_changed_at, content_type
+    )
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
-    render = documents.index_json if negotiation.is_json(content_type) else documents.index_html
     response = StreamingHttpResponse(
-        batched(render(queries.iter_project_names())), content_type=_header_value(content_type)
+        _index_blocks(content_type, etag, cacheable=state.count <= INDEX_CACHE_MAX_PROJECTS),
+        content_type=_header_value(content_type),
     )
     return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
 
 
+def _index_blocks(content_type: str, etag: str, *, cacheable: bool) -> Iterator[bytes]:
+    """/simple/'s body in blocks. A list small enough is kept under its ETag (which changes
+    with every new, renamed or deleted project); a large one is streamed from the database
+    every time, so 200 000 projects never sit in memory."""
+    key = f"relatch-simple-index:{etag}"
+    if cacheable and (cached := cache.get(key)) is not None:
+        yield from cached
+        return
+    render = documents.index_json if negotiation.is_json(content_type) else documents.index_html
+    blocks = batched(render(queries.iter_project_names()))
+    if not cacheable:
+        yield from blocks
+        return
+    kept = list(blocks)
+    cache.set(key, kept, timeout=PAGE_CACHE_SECONDS)
+    yield from kept
+
+
+@installer_view
 @login_not_required
 @require_safe
 def project(request: HttpRequest, name: str) -> HttpResponseBase:
@@ -89,30 +119,37 @@ def project(request: HttpRequest, name: str) -> HttpResponseBase:
     content_type = negotiation.requested_content_type(request)
     if content_type is None:
         return _not_acceptable()
-    found = queries.find_project(normalized)
-    if found is None:
+    state = queries.project_state(normalized)
+    if state is None:
         return _not_found()
-    etag = make_etag("project", normalized, found.last_changed_at.isoformat(), content_type)
+    etag = make_etag(
+        "project", PAGE_FORMAT, normalized, state.name, state.changed, content_type
+    )
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
-    body = _project_body(found, normalized, content_type, etag)
+    body = _project_body(state, normalized, content_type, etag)
     response = HttpResponse(body, content_type=_header_value(content_type))
     return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
 
 
-def _project_body(found: Project, normalized: str, content_type: str, etag: str) -> str:
+def _project_body(
+    state: queries.ProjectState, normalized: str, content_type: str, etag: str
+) -> bytes:
     """The page, built once per version of the project: the ETag changes with every upload,
-    yank and delete (Project.last_changed_at), so a body cached under it is never stale."""
+    yank, unyank and delete (Project.last_changed_at), so a body cached under it is never
+    stale. Kept encoded, so a hit costs one cache read and no encoding."""
     key = f"relatch-simple-project:{etag}"
     body = cache.get(key)
-    if body is None:
-        files = queries.release_files(found)
+    if not isinstance(body, bytes):
+        files = queries.file_rows(state.id)
         if negotiation.is_json(content_type):
-            body = documents.project_json(normalized, queries.release_versions(found), files)
+            versions = queries.release_versions(state.id)
+            text = documents.project_json(normalized, versions, files)
         else:
-            body = documents.project_html(found.name, files)
+            text = documents.project_html(state.name, files)
+        body = text.encode()
         cache.set(key, body, timeout=PAGE_CACHE_SECONDS)
-    return str(body)
+    return body
 
 
 def _is_plain_path(path: str) -> bool:
@@ -126,17 +163,17 @@ def _is_plain_path(path: str) -> bool:
 def _lookup(path: str) -> tuple[str, str, str] | None:
     """(storage name, ETag digest, content type) of a distribution file or its PEP 658
     metadata; None unless ``path`` belongs to a File row (arbitrary storage is never served)."""
-    file = File.objects.filter(path=path).only("path", "sha256_digest").first()
-    if file is not None:
-        return file.path, file.sha256_digest, "application/octet-stream"
+    digest = queries.file_digest(path)
+    if digest is not None:
+        return path, digest, "application/octet-stream"
     if path.endswith(METADATA_SUFFIX):
-        dist_path = path.removesuffix(METADATA_SUFFIX)
-        file = File.objects.filter(path=dist_path).exclude(metadata_sha256_digest="").first()
-        if file is not None:
-            return path, file.metadata_sha256_digest, "text/plain; charset=utf-8"
+        digest = queries.metadata_digest(path.removesuffix(METADATA_SUFFIX))
+        if digest is not None:
+            return path, digest, "text/plain; charset=utf-8"
     return None
 
 
+@installer_view
 @login_not_required
 @require_safe
 def download(request: HttpRequest, path: str) -> HttpResponseBase:
@@ -162,6 +199,7 @@ def _json_not_found() -> JsonResponse:
     return JsonResponse({"message": "Not Found"}, status=404)
 
 
+@installer_view
 @login_not_required
 @require_safe
 def pypi_project(request: HttpRequest, name: str) -> HttpResponseBase:
@@ -185,6 +223,7 @@ def pypi_project(request: HttpRequest, name: str) -> HttpResponseBase:
     )
 
 
+@installer_view
 @login_not_required
 @require_safe
 def pypi_release(request: HttpRequest, name: str, version: str) -> HttpResponseBase:
