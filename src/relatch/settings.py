@@ -124,7 +124,9 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("RELATCH_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'relatch.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Connections are kept (60 s, as for PostgreSQL): a new SQLite connection runs the pragmas
+    # below and re-reads the schema on its first query, about half the cost of a cached
+    # /simple/ page (bench/index_pages.py).
     # WAL and a busy timeout let the web server and the worker write without "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
