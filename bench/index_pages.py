@@ -8,8 +8,9 @@ Uses the peer harness (``--harness``, default ``$BENCH_PEER_HARNESS`` or
 project of 2,000 files) unless ``--corpus`` already holds one, ``peers.sh install/start/stop`` runs
 the peers, ``wrk_report.lua`` makes wrk print one JSON line. Relatch is loaded with
 ``relatch index_import_file`` into a data directory cached per corpus fingerprint and per version
-of the index code (under $BENCH_STATE/cache), copied fresh for every start, and served by
-``relatch serve`` with RELATCH_WEB_WORKERS=2 (gunicorn, 2 gthread processes x 8 threads).
+of the code that shapes the stored rows (under $BENCH_STATE/cache), copied fresh for every start,
+and served by ``relatch serve`` with RELATCH_WEB_WORKERS=2 (gunicorn, 2 gthread processes x 8
+threads).
 
 Each server runs alone, on 127.0.0.1. For every measure: a warm-up, then ``wrk -t1 -cN -dD`` per
 connection count; the server's CPU time (its process tree, from /proc) is read around each run.
@@ -182,16 +183,23 @@ class Relatch:
             f"relatch serve --port {port}, RELATCH_WEB_WORKERS={workers} (gunicorn, {workers} "
             "gthread processes x 8 threads), SQLite, no Redis, access log on"
         )
+        if module := os.environ.get("DJANGO_SETTINGS_MODULE"):
+            # A trial of a settings change (see bench/README.md): the table must say so.
+            self.config += f", DJANGO_SETTINGS_MODULE={module} (NOT the shipped settings)"
         self.proc: subprocess.Popen | None = None
         self.tmp: str | None = None
 
     def _code_version(self) -> str:
-        """Digest of the code that shapes the stored data, so a stale cache is not reused."""
+        """Digest of the code that shapes the stored data (models, migrations, the import
+        command and what it calls), so a stale cache is not reused; the views are not in it."""
         h = hashlib.sha256()
         src = ROOT / "src" / "relatch"
-        for p in sorted(src.rglob("*.py")):
-            if "migrations" in p.parts or "index" in p.parts:
-                h.update(str(p.relative_to(src)).encode() + p.read_bytes())
+        shaping = [*src.rglob("migrations/*.py"), *src.rglob("models.py"),
+                   *(src / "index" / "upload").glob("*.py"), src / "index" / "names.py",
+                   src / "index" / "simple" / "imports.py",
+                   *(src / "index" / "management").rglob("*.py")]
+        for p in sorted(shaping):
+            h.update(str(p.relative_to(src)).encode() + p.read_bytes())
         return h.hexdigest()[:16]
 
     def _env(self, data: Path) -> dict[str, str]:
