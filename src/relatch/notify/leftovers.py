@@ -32,6 +32,7 @@ from relatch.notify.models import OutgoingEmail
 logger = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(hours=1)
+SWEEP_GRACE = timedelta(minutes=5)
 _HOST_CHARS = 30  # db_worker refuses ids of 64 characters or more
 
 
@@ -108,19 +109,30 @@ def _mail_with_a_task() -> set[int]:
     return ids
 
 
-def queue_unqueued_mail() -> int:
-    """Queue delivery of pending mail that no waiting or running task will send."""
+def queue_unqueued_mail(*, older_than: timedelta | None = None) -> int:
+    """Queue delivery of pending mail that no waiting or running task will send.
+
+    ``older_than``: only mail written at least that long ago. A sweep while the server runs
+    passes it, because a row committed a moment ago may still wait for its on-commit callback
+    to queue it (sweeping it too would send it twice).
+    """
     from relatch.notify.services import enqueue_delivery
 
-    pending = set(
-        OutgoingEmail.objects.filter(status=OutgoingEmail.Status.PENDING)
-        .values_list("pk", flat=True)
-    )
+    rows = OutgoingEmail.objects.filter(status=OutgoingEmail.Status.PENDING)
+    if older_than is not None:
+        rows = rows.filter(created_at__lt=timezone.now() - older_than)
+    pending = set(rows.values_list("pk", flat=True))
     lost = sorted(pending - _mail_with_a_task())
     if lost:
         logger.warning("Queueing %d pending mail(s) that had no delivery task", len(lost))
         enqueue_delivery(lost)
     return len(lost)
+
+
+def sweep_stranded_mail() -> int:
+    """While the server runs (the recovery tick, every few minutes): queue pending mail that
+    lost its task, e.g. when gunicorn killed a web worker right after its commit."""
+    return queue_unqueued_mail(older_than=SWEEP_GRACE)
 
 
 @transaction.atomic

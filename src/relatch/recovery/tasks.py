@@ -20,11 +20,15 @@ TICK_EVERY: timedelta = getattr(settings, "RECOVERY_TICK_EVERY", timedelta(minut
 
 @task()
 def recovery_tick() -> dict[str, Any]:
-    """One pass of ``relatch.recovery.housekeeping.run_pass``, then the next tick."""
+    """One pass of ``relatch.recovery.housekeeping.run_pass``, a sweep for mail that lost its
+    delivery task (the tick is the only periodic task), then the next tick."""
+    from relatch.notify.leftovers import sweep_stranded_mail
     from relatch.recovery.housekeeping import run_pass
 
     try:
-        return asdict(run_pass())
+        report = asdict(run_pass())
+        report["mail_requeued"] = sweep_stranded_mail()
+        return report
     finally:
         ensure_tick_scheduled()
 
