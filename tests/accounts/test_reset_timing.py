@@ -8,7 +8,6 @@ differences must be within what the measured noise allows. A busy, shared machin
 tries before a failure.
 """
 
-import os
 import random
 import statistics
 import time
@@ -24,9 +23,9 @@ from django_tasks_db.models import DBTaskResult
 from relatch.accounts import ratelimit
 from relatch.notify.models import OutgoingEmail
 from tests.conftest import run_pending_tasks
+from tests.full_checks import FULL
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-FULL = os.environ.get("RELATCH_FULL_CHECKS") == "1"
 PAIRS = 400 if FULL else 60
 RESET = "/account/reset/"
 

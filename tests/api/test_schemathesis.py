@@ -8,7 +8,6 @@ that matches the schema (schemathesis's checks). Short by default (CI); set
 RELATCH_FULL_CHECKS=1 for a few thousand cases.
 """
 
-import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -31,10 +30,10 @@ from relatch.recovery.proofs import services as proof_services
 from relatch.recovery.requester.links import status_token
 from relatch.wsgi import application
 from tests.conftest import sign_in
+from tests.full_checks import FULL
 from tests.mfa.factor_rows import add_app
 from tests.recovery.requests import make_request
 
-FULL = os.environ.get("RELATCH_FULL_CHECKS") == "1"
 # Per operation (23 of them), plus schemathesis's own boundary cases: ~700 requests in CI,
 # ~5000 by hand.
 EXAMPLES = 150 if FULL else 15

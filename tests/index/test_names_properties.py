@@ -6,10 +6,9 @@ accepts and refuse what it refuses, and refuse only with its documented error (a
 message for an upload, never a 500). Short by default; RELATCH_FULL_CHECKS=1 for the long run.
 """
 
-import os
 
 from django.http import QueryDict
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from packaging.utils import (
     InvalidName,
@@ -30,9 +29,9 @@ from relatch.index.upload.validation import (
     check_filename,
     check_form,
 )
+from tests.full_checks import property_settings
 
-FULL = os.environ.get("RELATCH_FULL_CHECKS") == "1"
-PROPERTIES = settings(max_examples=5000 if FULL else 200, deadline=None, database=None)
+PROPERTIES = property_settings(short=200)
 
 # Characters that trip name checks: Unicode letters that case-fold onto ASCII (long s, dotless
 # i, Kelvin sign, dotted I), other scripts' digits, full-width letters, separators, spaces.

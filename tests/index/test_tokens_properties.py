@@ -5,7 +5,6 @@ base64url>``. Whatever else arrives (in twine's password, a Bearer header, a pro
 MalformedTokenError before any lookup, or for the service a TokenRefusedError with a message.
 """
 
-import os
 import string
 
 import pytest
@@ -28,10 +27,10 @@ from relatch.index.tokens.primitive import (
     secret_matches,
 )
 from relatch.index.tokens.services import TokenRefusedError, authenticate_token, create_token
+from tests.full_checks import FULL, property_settings
 from tests.mfa.factor_rows import add_app
 
-FULL = os.environ.get("RELATCH_FULL_CHECKS") == "1"
-PROPERTIES = settings(max_examples=5000 if FULL else 300, deadline=None, database=None)
+PROPERTIES = property_settings(short=300)
 
 identifiers = st.text(st.sampled_from(IDENTIFIER_ALPHABET), min_size=IDENTIFIER_LENGTH,
                       max_size=IDENTIFIER_LENGTH)

@@ -8,7 +8,6 @@ MalformedCodeError for a recovery code, SecretUnreadableError for a sealed secre
 """
 
 import base64
-import os
 import re
 from datetime import UTC, datetime
 
@@ -36,9 +35,9 @@ from relatch.mfa.totp.primitive import (
     seal,
     unseal,
 )
+from tests.full_checks import FULL, property_settings
 
-FULL = os.environ.get("RELATCH_FULL_CHECKS") == "1"
-PROPERTIES = settings(max_examples=5000 if FULL else 300, deadline=None, database=None)
+PROPERTIES = property_settings(short=300)
 
 SEPARATORS = " \t\u00a0\u3000-\u2010\u2212"
 TRICKY = "0123456789Oo lI\u0660\u0663\uff10\u00b9\u0131\u017f-_.\u2013\n\x00"
