@@ -41,11 +41,16 @@ def _host() -> str:
 
 
 def _start_ticks(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), "" when unknown."""
+    """The process's start time in clock ticks since boot (Linux); "" when there is no such
+    process, or only its corpse: a killed worker whose parent died too stays a zombie until
+    something reaps it (in a container, maybe never), and a zombie runs no task."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return ""
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return ""
+    return fields[19]
 
 
 def worker_id(pid: int | None = None) -> str:
