@@ -42,6 +42,7 @@ class Live:
 
     server: Server
     mailbox: Mailbox
+    links_given: set[str] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -60,18 +61,21 @@ class Live:
         return email
 
     def link(self, address: str, pattern: str) -> str:
-        """The newest link matching ``pattern`` in mail to ``address``, waiting for the worker."""
+        """The newest link matching ``pattern`` in mail to ``address`` not given before,
+        waiting for the worker. (Mailed links work once: while a second one is on its way,
+        the first must not be mistaken for it.)"""
         wanted = re.compile(pattern)
 
         def find() -> str | None:
             for message in reversed(self.mailbox.to(address)):
                 for url in self.mailbox.links(message):
-                    if wanted.search(url):
+                    if wanted.search(url) and url not in self.links_given:
                         return str(url)
             return None
 
         url = wait_for(find, timeout=45, interval=0.2)
-        assert url, f"no link like {pattern} to {address}: {self.subjects(address)}"
+        assert url, f"no new link like {pattern} to {address}: {self.subjects(address)}"
+        self.links_given.add(url)
         return str(url)
 
     def mail_text(self, address: str, subject_part: str) -> str:
