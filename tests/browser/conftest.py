@@ -57,14 +57,18 @@ def chromium() -> Iterator[Browser]:
         browser.close()
 
 
-def _fresh_postgres_database(url: str) -> str:
-    """A new empty database beside the test run's one, for the live server alone."""
+def _run_on_postgres(url: str, statement: str) -> None:
     import psycopg
 
-    name = f"relatch_browser_{os.getpid()}_{next(_databases)}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(statement)
+
+
+def _fresh_postgres_database(url: str) -> str:
+    """A new empty database beside the test run's one, for the live server alone."""
+    name = f"relatch_browser_{os.getpid()}_{next(_databases)}"
+    _run_on_postgres(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _run_on_postgres(url, f'CREATE DATABASE "{name}"')
     return url.rsplit("/", 1)[0] + "/" + name
 
 
@@ -75,8 +79,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, smtp_sink: Any) -> Iterator[L
     database = os.environ.get("RELATCH_DATABASE_URL", "")
     if database.startswith("postgres"):
         env["RELATCH_DATABASE_URL"] = _fresh_postgres_database(database)
-    with running_server(tmp_path_factory.mktemp("live"), **env) as server:
-        yield Live(server, Mailbox(sink, port))
+    try:
+        with running_server(tmp_path_factory.mktemp("live"), **env) as server:
+            yield Live(server, Mailbox(sink, port))
+    finally:
+        if database.startswith("postgres"):  # a database per module: do not leave them behind
+            name = env["RELATCH_DATABASE_URL"].rsplit("/", 1)[1]
+            _run_on_postgres(database, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
