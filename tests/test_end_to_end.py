@@ -6,6 +6,7 @@ new password, ends another session, and sees all of it in the security history. 
 cookie jars (urllib), mail through the loopback SMTP server, the server's own worker sending it.
 """
 
+import html
 import http.cookiejar
 import re
 import urllib.error
@@ -244,12 +245,15 @@ def walk(server, mail) -> None:
 def history_labels(browser: Browser) -> list[str]:
     """The "What" cells of every page of the security history, newest first."""
     labels: list[str] = []
-    for number in range(1, 20):
-        page = browser.get(f"/account/history/?page={number}")
+    url = "/account/history/"
+    for _ in range(20):
+        page = browser.get(url)
         assert page.status == 200, page.text
         labels += [m.strip() for m in re.findall(r"<td>([^<]+?)(?:<br>|</td>)", page.text)]
-        if 'rel="next"' not in page.text:
+        older = re.search(r'<a rel="next" href="([^"]+)"', page.text)
+        if older is None:
             break
+        url = "/account/history/" + html.unescape(older[1])
     return labels
 
 

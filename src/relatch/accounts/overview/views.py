@@ -54,11 +54,15 @@ def edit_name(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def history(request: HttpRequest) -> HttpResponse:
-    """The account's security events, newest first, 25 a page; a bad page number shows the
-    first or the last page."""
-    page = security_history_page(user=signed_in_user(request), page_number=request.GET.get("page"))
+    """The account's security events, newest first, 25 a page, paged by ``?before=`` and
+    ``?after=`` cursors; a bad cursor, or an old ``?page=`` link, shows the newest page."""
+    page = security_history_page(
+        user=signed_in_user(request),
+        before=request.GET.get("before"),
+        after=request.GET.get("after"),
+    )
     return render(
         request,
         "accounts/overview/history.html",
-        {"page": page, "events": event_rows(page.object_list)},
+        {"page": page, "events": event_rows(page.events)},
     )
