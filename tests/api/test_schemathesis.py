@@ -34,7 +34,7 @@ from tests.full_checks import FULL
 from tests.mfa.factor_rows import add_app
 from tests.recovery.requests import make_request
 
-# Per operation (23 of them), plus schemathesis's own boundary cases: ~700 requests in CI,
+# Per operation (24 of them), plus schemathesis's own boundary cases: ~700 requests in CI,
 # ~5000 by hand.
 EXAMPLES = 150 if FULL else 15
 

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 
+from relatch.accounts.byte_order import ByteOrder
+
 
 class UserManager(BaseUserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> "User":
@@ -46,6 +48,10 @@ class User(AbstractBaseUser, PermissionsMixin):
             # UPPER(username) = UPPER(%s) on PostgreSQL, which the Lower() constraint above
             # cannot serve: without this, every sign-in read all the users (2 s at 1 M).
             models.Index(Upper("username"), name="user_username_upper"),
+            # The desk's user search by prefix (issue 7 §1): a range of UPPER(username) in
+            # byte order, read in index order up to the page's 25 rows. The index above is in
+            # the database's collation, where a prefix is not a range (see byte_order).
+            models.Index(ByteOrder(Upper("username")), name="user_username_upper_bytes"),
             # The desk's list of staff to assign a request to: a few rows among a million.
             models.Index(
                 fields=["username"], condition=models.Q(is_staff=True), name="user_staff_username"

@@ -1,6 +1,7 @@
 """Request and response bodies of the JSON API. Every text field has a length limit, so an
 overlong value is a 422 with a message, never a 500 or a truncated write."""
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -291,6 +292,58 @@ class ReasonIn(Schema):
 class ApprovalsOut(Schema):
     detail: str
     approvals: int
+
+
+# The desk's user search: what a person writing to support says, as the page takes it. No
+# username or address holds a control character (and PostgreSQL refuses a NUL).
+SEARCH_PATTERN: JsonDict = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
+
+
+def _no_control_characters(value: str) -> str:
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("No username or address has control characters.")
+    return value
+
+
+class UserSearch(Schema):
+    q: Annotated[str, Field(max_length=254, json_schema_extra=SEARCH_PATTERN,
+                            description="An exact username or address (any case), or the "
+                                        "first 3 or more characters of a username."),
+                 AfterValidator(_no_control_characters)]
+
+
+class SearchAddressOut(Schema):
+    address: str
+    verified: bool
+    primary: bool
+
+
+class SearchFactorsOut(Schema):
+    authenticator_app: bool
+    security_keys: int
+    recovery_codes_left: int | None = Field(description="Unused codes; null: no codes made.")
+
+
+class OpenRequestOut(Schema):
+    public_id: str
+    state: str
+    state_label: str
+    created_at: datetime
+
+
+class AccountMatchOut(Schema):
+    username: str
+    name: str
+    date_joined: datetime
+    is_active: bool
+    is_frozen: bool
+    matched_by: str = Field(description="username, address or prefix: exact matches first.")
+    matched_address: SearchAddressOut | None
+    addresses: list[SearchAddressOut]
+    factors: SearchFactorsOut
+    owns: int
+    maintains: int
+    open_requests: list[OpenRequestOut]
 
 
 # -- API tokens -----------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""The staff side of the JSON API: the queue, a request's detail with the account's facts, and
-the desk's actions. Authenticated by a staff-purpose API token (``relatch.api.auth``); every
-action goes through ``relatch.recovery.desk.services``, which writes the StaffAction."""
+"""The staff side of the JSON API: the queue, a request's detail with the account's facts, the
+desk's actions and its user search. Authenticated by a staff-purpose API token
+(``relatch.api.auth``); every action goes through ``relatch.recovery.desk.services``, which
+writes the StaffAction."""
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 from ninja import Query, Router, Status
@@ -13,21 +15,29 @@ from ninja.errors import HttpError
 from relatch.accounts.models import User
 from relatch.api.auth import staff_token
 from relatch.api.schemas import (
+    AccountMatchOut,
     ApprovalsOut,
     AssignIn,
     ErrorOut,
     MessageIn,
+    OpenRequestOut,
     ProofRequestIn,
     QueueFilters,
     QueueRowOut,
     ReasonIn,
     RequestDetailOut,
+    SearchAddressOut,
+    SearchFactorsOut,
     StaffMessageOut,
     StaffProofOut,
+    UserSearch,
 )
 from relatch.api.staff_detail import detail_of, proof_out
 from relatch.index.models import Project
 from relatch.recovery.models import ProofKind, RecoveryRequest
+
+if TYPE_CHECKING:
+    from relatch.recovery.desk.lookup import AccountMatch
 
 router = Router(tags=["recovery: staff"], auth=staff_token)
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut,
@@ -162,3 +172,27 @@ def complete(request: HttpRequest, public_id: str) -> RequestDetailOut:
     recovery = _filed(public_id)
     _desk(desk.complete, recovery=recovery, staff=_staff(request), request=request)
     return detail_of(recovery)
+
+
+@router.get("/users", response={200: list[AccountMatchOut], **ERRORS})
+def users(request: HttpRequest, search: Query[UserSearch]) -> list[AccountMatchOut]:
+    """Find accounts as the desk's search page does: exact username, exact address, then
+    usernames starting with ``q`` (3 or more characters); at most 25."""
+    from relatch.recovery.desk.lookup import find_accounts
+
+    return [_match_out(match) for match in find_accounts(search.q)]
+
+
+def _match_out(match: "AccountMatch") -> AccountMatchOut:
+    user = match.user
+    found = match.matched_address
+    return AccountMatchOut(
+        username=user.username, name=user.name, date_joined=user.date_joined,
+        is_active=user.is_active, is_frozen=user.is_frozen,
+        matched_by=match.matched_by.name.lower(),
+        matched_address=SearchAddressOut(**asdict(found)) if found else None,
+        addresses=[SearchAddressOut(**asdict(a)) for a in match.addresses],
+        factors=SearchFactorsOut(**asdict(match.factors)), owns=match.owns,
+        maintains=match.maintains,
+        open_requests=[OpenRequestOut(**asdict(r)) for r in match.open_requests],
+    )

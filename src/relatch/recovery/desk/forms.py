@@ -1,5 +1,6 @@
 """Forms of the staff desk: they parse; the services decide."""
 
+import unicodedata
 from typing import Any
 
 from django import forms
@@ -11,6 +12,10 @@ from relatch.recovery.desk.services import MAX_MESSAGE, MAX_REASON
 from relatch.recovery.models import ProofKind, State
 
 MAX_AGE_DAYS = 3650
+# The longest address (Email.address); no username is longer, so nothing longer can match.
+MAX_SEARCH = 254
+NO_CONTROL_CHARACTERS = ("No username or address has control characters (such as a tab or a "
+                         "line break): type it again without them.")
 
 
 class QueueFilterForm(forms.Form):
@@ -94,3 +99,25 @@ class OverrideForm(forms.Form):
     reason = _reason_field(
         "Why go on without a proof?", "An override needs a written reason."
     )
+
+
+class UserSearchForm(forms.Form):
+    """The desk's user search: one text, matched as a username, an address or a prefix."""
+
+    q = forms.CharField(
+        label="Username or email address", required=False, max_length=MAX_SEARCH,
+        help_text="An exact username or address (any case), or the first 3 or more characters "
+                  "of a username.",
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off",
+                                      "spellcheck": "false"}),
+        error_messages={"max_length": f"A username or address has at most {MAX_SEARCH} "
+                                      "characters.",
+                        "null_characters_not_allowed": NO_CONTROL_CHARACTERS},
+    )
+
+    def clean_q(self) -> str:
+        query = str(self.cleaned_data.get("q") or "")
+        # PostgreSQL refuses a NUL in a query (a 500), and no name or address holds one.
+        if any(unicodedata.category(char) == "Cc" for char in query):
+            raise forms.ValidationError(NO_CONTROL_CHARACTERS)
+        return query

@@ -2,12 +2,14 @@
 
 from django.urls import path
 
-from relatch.recovery.desk import views
+from relatch.recovery.desk import lookup_views, views
 
 app_name = "desk"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    # Before the request pages: "<str:public_id>/" would take "users" for a request's id.
+    path("users/", lookup_views.users, name="users"),
     path("<str:public_id>/", views.detail, name="detail"),
     path("<str:public_id>/assign/", views.assign, name="assign"),
     path("<str:public_id>/assign-me/", views.assign_me, name="assign_me"),
