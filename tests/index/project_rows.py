@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from packaging.utils import canonicalize_version
 
 from relatch.accounts.models import User
+from relatch.index.changes import mark_project_list_changed
 from relatch.index.models import File, Project, Release, Role, UsedFilename
 from relatch.index.names import normalize_project_name
 
@@ -16,6 +17,7 @@ def make_project(
     name: str, *, owners: tuple[User, ...] = (), maintainers: tuple[User, ...] = ()
 ) -> Project:
     project = Project.objects.create(name=name, normalized_name=normalize_project_name(name))
+    mark_project_list_changed()
     for user in owners:
         Role.objects.create(project=project, user=user, kind=Role.Kind.OWNER)
     for user in maintainers:

@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
+from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.models import File, Project, Release
 from relatch.index.names import normalize_project_name
 from tests.index.dists import Dist
@@ -36,7 +37,7 @@ def publish(
 ) -> File:
     """Store ``dist`` and add its rows; wheels get PEP 658 metadata unless told otherwise."""
     name, version = str(dist.fields["name"]), str(dist.fields["version"])
-    project, _ = Project.objects.get_or_create(
+    project, new_project = Project.objects.get_or_create(
         normalized_name=normalize_project_name(name), defaults={"name": name}
     )
     release, _ = Release.objects.get_or_create(
@@ -65,5 +66,7 @@ def publish(
         sha256_digest=dist.sha256, blake2_256_digest=dist.blake2_256, path=path,
         metadata_sha256_digest=metadata_digest, uploaded_at=uploaded_at or timezone.now(),
     )
-    Project.objects.filter(pk=project.pk).update(last_changed_at=timezone.now())
+    mark_project_changed(project_id=project.pk)
+    if new_project:
+        mark_project_list_changed()
     return file

@@ -13,9 +13,10 @@ from tests.serving import Server, running_server
 
 UV = Path(sys.executable).with_name("uv")
 YANK = (
-    "from django.utils import timezone; from relatch.index.models import Project, Release; "
+    "from relatch.index.changes import mark_project_changed; "
+    "from relatch.index.models import Project, Release; "
     "Release.objects.filter(version='1.1').update(yanked=True, yanked_reason='broken'); "
-    "Project.objects.update(last_changed_at=timezone.now())"
+    "mark_project_changed(project_id=Project.objects.get().pk)"
 )
 
 

@@ -4,6 +4,7 @@ Models are thin; rules the database can hold are constraints, and every change g
 services of this app. Project names are stored as given and as PEP 503 normalises them.
 """
 
+import secrets
 from typing import ClassVar
 
 from django.conf import settings
@@ -19,14 +20,45 @@ class Project(models.Model):
     # PEP 503: lowercase, runs of "-", "_", "." become one "-"; the key of /simple/<name>/.
     normalized_name = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # Bumped by every change the simple index shows (upload, yank, delete): the ETag's source.
+    # When the project last changed, for people (the home page, its order); never an ETag: a
+    # clock stepped back would give a later change an earlier or equal time.
     last_changed_at = models.DateTimeField(default=timezone.now)
+    # +1 on every change the project's pages show (index.changes.mark_project_changed): the
+    # source of their ETags and cache keys. db_default: rows inserted by SQL get one too.
+    generation = models.PositiveBigIntegerField(default=1, db_default=1)
 
     class Meta:
         ordering: ClassVar = ["normalized_name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(8)
+
+
+class IndexState(models.Model):
+    """The one row (id 1) naming the version of the list of projects that /simple/ shows.
+
+    Its generation is bumped in the transaction of every change to the list (a project made or
+    deleted), and nothing else: uploads to existing projects never touch, hence never lock it.
+    """
+
+    ROW_ID = 1
+
+    # Made anew with the row: were the row lost and recreated, its generations would count
+    # from 1 again, and an ETag a client kept from the old row must not match a new list.
+    epoch = models.CharField(max_length=32, default=new_epoch)
+    generation = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=models.Q(id=1), name="indexstate_one_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"index generation {self.epoch}.{self.generation}"
 
 
 class Role(models.Model):

@@ -1,18 +1,19 @@
 """Owners' actions on releases: yank (PEP 592), un-yank, and delete.
 
-Each bumps ``project.last_changed_at`` (the simple index's ETag), writes an event on the acting
-account and mails the project's owners. The views ask for a fresh password first.
+Each bumps the project's generation (its pages' ETags: ``relatch.index.changes``), writes an
+event on the acting account and mails the project's owners. The views ask for a fresh
+password first.
 """
 
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 from packaging.utils import canonicalize_version
 
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
+from relatch.index.changes import mark_project_changed
 from relatch.index.manage.services import ManageError, lock_project, owners_of, require_owner, tell
 from relatch.index.models import Project, Release
 
@@ -41,7 +42,7 @@ def _changed(
     template: str, extra: dict[str, str] | None = None,
 ) -> None:
     project = release.project
-    Project.objects.filter(pk=project.pk).update(last_changed_at=timezone.now())
+    mark_project_changed(project_id=project.pk)
     details = {"project": project.name, "version": release.version, **(extra or {})}
     record_event(user=owner, kind=kind, request=request, details=details)
     tell(users=owners_of(project), template=template, actor=owner, context=details)

@@ -14,7 +14,6 @@ from django.core.files import File as DjangoFile
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
 from packaging.metadata import parse_email
 from packaging.utils import (
     InvalidSdistFilename,
@@ -27,6 +26,7 @@ from packaging.utils import (
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
+from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.models import File, Project, Release, Role, UsedFilename
 from relatch.index.names import normalize_project_name
 from relatch.index.upload.storage import file_storage_path
@@ -126,7 +126,7 @@ def import_distribution(
         raise ImportRefusedError(f"{source.name} is not a file of {project_name}")
     if UsedFilename.objects.filter(filename__iexact=source.name).exists():
         raise ImportRefusedError(f"{source.name} was uploaded before")
-    project, _ = Project.objects.get_or_create(
+    project, new_project = Project.objects.get_or_create(
         normalized_name=normalized, defaults={"name": project_name or parsed.name}
     )
     fields = _release_fields(parsed.metadata)
@@ -149,9 +149,11 @@ def import_distribution(
         metadata_sha256_digest=metadata_digest,
     )
     UsedFilename.objects.create(filename=source.name, project_name=project.name)
-    Project.objects.filter(pk=project.pk).update(last_changed_at=timezone.now())
     if owner is not None:
         _make_owner(project, owner)
+    mark_project_changed(project_id=project.pk)
+    if new_project:
+        mark_project_list_changed()
     return file
 
 

@@ -3,7 +3,7 @@
 All public (``login_not_required``) and read-only (``require_safe``): nothing here changes state.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
@@ -77,35 +77,56 @@ def index(request: HttpRequest) -> HttpResponseBase:
     content_type = negotiation.requested_content_type(request)
     if content_type is None:
         return _not_acceptable()
-    state = queries.index_state()
-    etag = make_etag(
-        "index", PAGE_FORMAT, state.count, state.max_id, state.last_changed_at, content_type
-    )
+    version = queries.index_version()
+    etag = make_etag("index", PAGE_FORMAT, version.epoch, version.generation, content_type)
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
     response = StreamingHttpResponse(
-        _index_blocks(content_type, etag, cacheable=state.count <= INDEX_CACHE_MAX_PROJECTS),
-        content_type=_header_value(content_type),
+        _index_blocks(content_type, etag), content_type=_header_value(content_type)
     )
     return with_cache_headers(response, etag=etag, cache_control=INDEX_CACHE_CONTROL)
 
 
-def _index_blocks(content_type: str, etag: str, *, cacheable: bool) -> Iterator[bytes]:
-    """/simple/'s body in blocks. A list small enough is kept under its ETag (which changes
-    with every new, renamed or deleted project); a large one is streamed from the database
-    every time, so 200 000 projects never sit in memory."""
+class _Counted:
+    """The project names, counting how many went by (there is no COUNT query to ask)."""
+
+    def __init__(self, names: Iterator[tuple[str, str]]) -> None:
+        self.names = names
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for name in self.names:
+            self.count += 1
+            yield name
+
+
+def _index_blocks(content_type: str, etag: str) -> Iterator[bytes]:
+    """/simple/'s body in blocks, from the cache under its ETag (which changes with every new
+    or deleted project) when it is there."""
     key = f"relatch-simple-index:{etag}"
-    if cacheable and (cached := cache.get(key)) is not None:
+    if (cached := cache.get(key)) is not None:
         yield from cached
         return
     render = documents.index_json if negotiation.is_json(content_type) else documents.index_html
-    blocks = batched(render(queries.iter_project_names()))
-    if not cacheable:
-        yield from blocks
-        return
-    kept = list(blocks)
-    cache.set(key, kept, timeout=PAGE_CACHE_SECONDS)
-    yield from kept
+    yield from _stream_keeping_small(render, key)
+
+
+def _stream_keeping_small(
+    render: Callable[[Iterable[tuple[str, str]]], Iterator[str]], key: str
+) -> Iterator[bytes]:
+    """Stream the list from the database, keeping it under ``key`` up to
+    INDEX_CACHE_MAX_PROJECTS names; past that the kept blocks are dropped at once, so 200 000
+    projects never sit in memory (and are streamed again on the next miss)."""
+    names = _Counted(queries.iter_project_names())
+    kept: list[bytes] | None = []
+    for block in batched(render(names)):
+        if kept is not None and names.count <= INDEX_CACHE_MAX_PROJECTS:
+            kept.append(block)
+        else:
+            kept = None
+        yield block
+    if kept is not None and names.count <= INDEX_CACHE_MAX_PROJECTS:
+        cache.set(key, kept, timeout=PAGE_CACHE_SECONDS)
 
 
 @installer_view
@@ -123,7 +144,7 @@ def project(request: HttpRequest, name: str) -> HttpResponseBase:
     if state is None:
         return _not_found()
     etag = make_etag(
-        "project", PAGE_FORMAT, normalized, state.name, state.changed, content_type
+        "project", PAGE_FORMAT, normalized, state.name, state.generation, content_type
     )
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL)
@@ -136,7 +157,7 @@ def _project_body(
     state: queries.ProjectState, normalized: str, content_type: str, etag: str
 ) -> bytes:
     """The page, built once per version of the project: the ETag changes with every upload,
-    yank, unyank and delete (Project.last_changed_at), so a body cached under it is never
+    yank, unyank and delete (Project.generation), so a body cached under it is never
     stale. Kept encoded, so a hit costs one cache read and no encoding."""
     key = f"relatch-simple-project:{etag}"
     body = cache.get(key)
@@ -210,7 +231,7 @@ def pypi_project(request: HttpRequest, name: str) -> HttpResponseBase:
     found = queries.find_project(normalized)
     if found is None:
         return _json_not_found()
-    etag = make_etag("pypi", normalized, found.last_changed_at.isoformat())
+    etag = make_etag("pypi", normalized, found.generation)
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False)
     releases = queries.releases_with_files(found)
@@ -234,7 +255,7 @@ def pypi_release(request: HttpRequest, name: str, version: str) -> HttpResponseB
     found = queries.find_project(normalized)
     if found is None:
         return _json_not_found()
-    etag = make_etag("pypi", normalized, version, found.last_changed_at.isoformat())
+    etag = make_etag("pypi", normalized, version, found.generation)
     if is_fresh(request, etag):
         return not_modified(etag=etag, cache_control=INDEX_CACHE_CONTROL, vary_accept=False)
     release = queries.find_release(queries.releases_with_files(found), version)

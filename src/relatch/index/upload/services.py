@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
+from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
 from relatch.index.tokens.services import note_token_use, token_allows_project
 from relatch.index.upload import storage
@@ -69,7 +70,8 @@ def store_upload(
     account when any check fails; nothing else changes then. On success: the Project (with
     the uploader as owner, PROJECT_CREATED) on a first upload, the Release on its first file,
     the File and UsedFilename rows, the stored file and (for wheels) its METADATA, the
-    project's last_changed_at, FILE_UPLOADED and the token's use.
+    project's generation (and the index's, for a new project), FILE_UPLOADED and the token's
+    use.
     """
     try:
         checked = _check(token=token, fields=fields, upload=upload)
@@ -195,6 +197,11 @@ def _store(
             row = _write_rows(request=request, token=token, checked=checked)
             _save_files(row, checked, upload, stored)
             note_token_use(request=request, token=token)
+            # Last: the markers' rows stay locked until the commit, and saving a large file
+            # takes a while; the index's row is touched only when the project is new.
+            mark_project_changed(project_id=row.release.project_id)
+            if checked.project is None:
+                mark_project_list_changed()
     except IntegrityError:
         storage.delete_stored(stored)
         # Two uploads raced for the same file name or new project: the other one won.
@@ -238,7 +245,6 @@ def _write_rows(*, request: HttpRequest | None, token: APIToken, checked: _Check
     )
     UsedFilename.objects.create(filename=checked.filename, project_name=project.normalized_name,
                                 first_uploaded_at=now)
-    Project.objects.filter(pk=project.pk).update(last_changed_at=now)
     record_event(
         user=user, kind=EventKind.FILE_UPLOADED, request=request, factor=Factor.API_TOKEN,
         details={"filename": checked.filename, "project": project.name,
