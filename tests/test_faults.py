@@ -374,9 +374,18 @@ def test_a_kill_after_the_file_is_stored_but_before_the_commit_publishes_nothing
         assert dist.filename not in state["used"]
         status, page, _ = server.get("/simple/faulty/")
         assert dist.filename.encode() not in page
+        # The daily sweep removes what the kill left once it is a day old (backdated here).
+        left = list((server.data_dir / "files").rglob(f"{dist.filename}*"))
+        assert left, "the killed upload left its stored file"
+        for path in left:
+            os.utime(path, (time.time() - 2 * 86400,) * 2)
+        swept = server.relatch("sweep_orphan_files")
+        assert swept.returncode == 0, swept.stderr
+        assert f"/{dist.filename} (" in swept.stdout
+        assert not list((server.data_dir / "files").rglob(f"{dist.filename}*"))
         assert upload(server, uploader, dist) == 200
         assert_published(server, dist)
-        # Whatever the killed attempt left in storage was replaced, not kept beside it.
+        # Nothing is left beside the published file.
         stored = [p for p in (server.data_dir / "files").rglob(dist.filename)]
         assert len(stored) == 1
 

@@ -21,13 +21,16 @@ TICK_EVERY: timedelta = getattr(settings, "RECOVERY_TICK_EVERY", timedelta(minut
 @task()
 def recovery_tick() -> dict[str, Any]:
     """One pass of ``relatch.recovery.housekeeping.run_pass``, a sweep for mail that lost its
-    delivery task (the tick is the only periodic task), then the next tick."""
+    delivery task, the daily orphan-file sweep queued if none is (the tick is the only
+    periodic task), then the next tick."""
+    from relatch.index.upload.tasks import ensure_sweep_scheduled
     from relatch.notify.leftovers import sweep_stranded_mail
     from relatch.recovery.housekeeping import run_pass
 
     try:
         report = asdict(run_pass())
         report["mail_requeued"] = sweep_stranded_mail()
+        report["orphan_sweep_queued"] = ensure_sweep_scheduled()
         return report
     finally:
         ensure_tick_scheduled()

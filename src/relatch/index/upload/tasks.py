@@ -1,0 +1,35 @@
+"""The daily orphan sweep as a background task, queued by the recovery tick (the one periodic
+task: ``relatch.recovery.tasks``), which asks for it every ten minutes; it runs a day after
+the previous one was queued. ``relatch sweep_orphan_files`` runs one by hand."""
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from django.tasks import task
+from django.utils import timezone
+
+from relatch.index.upload.sweep import DEFAULT_MIN_AGE, sweep_orphan_files
+
+SWEEP_EVERY = timedelta(days=1)
+
+
+@task()
+def sweep_orphans() -> dict[str, Any]:
+    """One sweep with the default age limit; its counts go into the task's result row."""
+    return asdict(sweep_orphan_files(older_than=DEFAULT_MIN_AGE, dry_run=False))
+
+
+def ensure_sweep_scheduled() -> bool:
+    """Queue a sweep SWEEP_EVERY from now unless one is already waiting (so at most one a
+    day); return whether one was queued. Safe to call any number of times."""
+    from django.tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    waiting = DBTaskResult.objects.filter(
+        task_path=sweep_orphans.module_path, status=TaskResultStatus.READY
+    ).exists()
+    if waiting:
+        return False
+    sweep_orphans.using(run_after=timezone.now() + SWEEP_EVERY).enqueue()
+    return True
