@@ -14,10 +14,12 @@ and templates, no server), it times ``--repeat`` requests of each page after a w
 - ``desk queue, every state``: /desk/?state=all;
 - ``desk detail``: /desk/<id>/ of an open request for the account with the most events;
 - ``user lookup``: /user/<name>/, the public page of an account, found by username ignoring
-  case as sign-in, password reset, recovery filing and the staff API do (Relatch has no
-  user-search page; this is the lookup those paths share);
+  case as sign-in, password reset, recovery filing and the staff API do;
+- ``user search``: the desk's /desk/users/?q= by an exact username (which also lists the
+  usernames it starts), by the first three letters that every generated username shares (a
+  million matches, 25 shown), and by an exact address;
 - ``history``: /account/history/ of the account with the most events (first page), and
-  ``history, page 1000`` (a deep page);
+  ``history, page 1000`` (a deep page, reached by its "Older events" cursor);
 
 and reports p50 and p95. ``/simple/`` (every project) is read once to the end while
 tracemalloc follows the Python heap: its peak tells whether the page streams or loads every
@@ -267,8 +269,11 @@ def measure(url: str, repeat: int, explain: bool) -> dict[str, object]:
         "desk queue, every state": (desk, "/desk/?state=all"),
         "desk detail": (desk, f"/desk/{detail.public_id}/"),
         "user lookup": (anonymous, f"/user/{heavy.username.upper()}/"),
+        "user search, username": (desk, f"/desk/users/?q={heavy.username.upper()}"),
+        "user search, prefix": (desk, f"/desk/users/?q={heavy.username[:3]}"),
+        "user search, address": (desk, f"/desk/users/?q={heavy.emails.get().address.upper()}"),
         "history": (owner, "/account/history/"),
-        "history, page 1000": (owner, "/account/history/?page=1000"),
+        "history, page 1000": (owner, deep_history_path(heavy, page=1000)),
     }
     results: dict[str, object] = {}
     for label, (client, path) in pages.items():
@@ -277,6 +282,25 @@ def measure(url: str, repeat: int, explain: bool) -> dict[str, object]:
             explain_slowest(label, client, path)
     results["/simple/"] = simple_memory(anonymous)
     return results
+
+
+def deep_history_path(user: object, *, page: int) -> str:
+    """The URL of the history's ``page``-th page, as following "Older events" would reach it:
+    the cursor of the last event on the page before (found once here, by OFFSET, not timed).
+    A history with fewer pages gives its last page."""
+    from urllib.parse import urlencode
+
+    from relatch.audit.cursors import history_cursor
+    from relatch.audit.models import SecurityEvent
+    from relatch.audit.queries import HISTORY_PAGE_SIZE
+
+    newest_first = SecurityEvent.objects.filter(user=user).order_by("-created_at", "-id")
+    # The small baseline has fewer pages: its deepest page stands in for page 1000.
+    page = min(page, -(-newest_first.count() // HISTORY_PAGE_SIZE))
+    if page <= 1:
+        return "/account/history/"
+    anchor = newest_first[(page - 1) * HISTORY_PAGE_SIZE - 1]
+    return "/account/history/?" + urlencode({"before": history_cursor(user=user, event=anchor)})
 
 
 def signed_in_client(client_class: Callable[..., object], user: object) -> object:
