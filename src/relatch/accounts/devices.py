@@ -16,6 +16,8 @@ recovery; every browser that completed a sign-in counts as known.
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -64,6 +66,26 @@ def current_device_digest(request: HttpRequest) -> str | None:
     return device_digest(device_id) if device_id else None
 
 
+@dataclass(frozen=True)
+class ThisDevice:
+    """This browser as ``user``'s account knows it, read once and handed on within a request
+    (``row`` is None when the account does not know it)."""
+
+    row: KnownDevice | None
+
+    @property
+    def known(self) -> bool:
+        return self.row is not None
+
+
+def this_device(*, request: HttpRequest, user: User) -> ThisDevice:
+    """This browser's KnownDevice row for ``user``, if any (one query)."""
+    digest = current_device_digest(request)
+    if digest is None:
+        return ThisDevice(row=None)
+    return ThisDevice(row=KnownDevice.objects.filter(user=user, device_digest=digest).first())
+
+
 def is_known_device(*, request: HttpRequest, user: User) -> bool:
     """True when this browser completed a sign-in to ``user`` before."""
     digest = current_device_digest(request)
@@ -82,29 +104,49 @@ def device_id_for_response(*, request: HttpRequest, response: HttpResponse) -> s
 
 
 def remember_device(
-    *, request: HttpRequest, response: HttpResponse, user: User, confirmed: bool = False
+    *,
+    request: HttpRequest,
+    response: HttpResponse,
+    user: User,
+    confirmed: bool = False,
+    known: KnownDevice | None = None,
 ) -> KnownDevice:
     """Record that this browser signed in to ``user`` and (re)set its cookie on ``response``.
 
     The id in an existing cookie is kept (so the browser stays known to its other accounts);
     the cookie is set again so its year of validity starts over at each sign-in. ``confirmed``
-    marks the device as confirmed (never unmarks it).
+    marks the device as confirmed (never unmarks it). ``known``: this browser's row, when the
+    caller already read it in this request (saves reading it again).
     """
     device_id = device_id_for_response(request=request, response=response)
+    digest = device_digest(device_id)
     now = timezone.now()
     seen = {
         "last_seen": now,
         "ip_address": client_ip(request),
         "user_agent": client_user_agent(request),
+        **({"confirmed": True} if confirmed else {}),
     }
-    confirmation = {"confirmed": True} if confirmed else {}
+    if known is not None and _touch(known, user=user, digest=digest, seen=seen):
+        return known
     device, _ = KnownDevice.objects.update_or_create(
-        user=user,
-        device_digest=device_digest(device_id),
-        defaults={**seen, **confirmation},
-        create_defaults={"first_seen": now, **seen, **confirmation},
+        user=user, device_digest=digest, defaults=seen, create_defaults={"first_seen": now, **seen}
     )
     return device
+
+
+def _touch(known: KnownDevice, *, user: User, digest: str, seen: Mapping[str, object]) -> bool:
+    # Only these columns, so a concurrent write to another (first_seen, confirmed) is never
+    # undone. Keyed by account and digest as well as id: a wrong row handed in cannot confirm
+    # another browser or account. 0 rows (forgotten meanwhile): the caller creates it afresh.
+    if known.user_id != user.pk or known.device_digest != digest:
+        return False
+    rows = KnownDevice.objects.filter(pk=known.pk, user=user, device_digest=digest)
+    if rows.update(**seen) == 0:
+        return False
+    for field, value in seen.items():
+        setattr(known, field, value)
+    return True
 
 
 def _set_cookie(response: HttpResponse, device_id: str) -> None:

@@ -33,7 +33,9 @@ class UsernameOrEmailBackend(ModelBackend):
     ) -> User | None:
         if not username or password is None:
             return None
-        user = find_user(username)
+        # ``found_user``: the account (or None) the caller's find_user(username) already gave in
+        # this request. Known and unknown names then cost the same queries (ASVS 6.3.8).
+        user: User | None = kwargs["found_user"] if "found_user" in kwargs else find_user(username)
         if user is None:
             # Hash anyway so an unknown name takes as long as a wrong password (ASVS 6.3.8).
             User().set_password(password)

@@ -19,7 +19,13 @@ from django.contrib.auth import logout as auth_logout
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
-from relatch.accounts.devices import current_device_digest, is_known_device, remember_device
+from relatch.accounts.devices import (
+    ThisDevice,
+    current_device_digest,
+    is_known_device,
+    remember_device,
+    this_device,
+)
 from relatch.accounts.models import User, UserSession
 from relatch.accounts.reauth import mark_reauthenticated
 from relatch.accounts.sessions.services import current_digest, end_current_session, start_session
@@ -57,7 +63,7 @@ def check_password_step(*, request: HttpRequest, identifier: str, password: str)
         _record_throttled(request, user, throttle, during="signin")
         return PasswordStep(user=None, throttle=throttle)
     # The backend hashes even for an unknown name, so timing does not tell them apart.
-    authenticated = authenticate(request, username=identifier, password=password)
+    authenticated = authenticate(request, username=identifier, password=password, found_user=user)
     if authenticated is None or user is None or authenticated.pk != user.pk:
         _record_failure(request, attempt, kind=EventKind.SIGNIN_FAILED, details={})
         return PasswordStep(user=None)
@@ -65,7 +71,9 @@ def check_password_step(*, request: HttpRequest, identifier: str, password: str)
     return PasswordStep(user=user)
 
 
-@transaction.atomic
+# savepoint=False: no caller catches an error from it and goes on, so a savepoint (two more
+# statements) would buy nothing; an error still rolls the whole sign-in back.
+@transaction.atomic(savepoint=False)
 def complete_signin(
     *,
     request: HttpRequest,
@@ -74,26 +82,36 @@ def complete_signin(
     factor: Factor,
     confirm_device: bool = False,
     details: dict[str, str | bool] | None = None,
+    device: ThisDevice | None = None,
+    no_recovery_waiting: bool = False,
 ) -> UserSession:
     """Sign ``user`` in after every factor passed: new session id (ASVS 7.2.4), a listed
     session, a fresh re-authentication, this browser remembered (``confirm_device``: as
     confirmed), failures forgotten. A second factor from a known device, or a security key,
-    also cancels a waiting self-service recovery (the owner is evidently here)."""
-    new_device = not is_known_device(request=request, user=user)
+    also cancels a waiting self-service recovery (the owner is evidently here).
+
+    What the caller already read in this transaction is not read again: ``device``, this
+    browser's row for ``user`` (``this_device``); ``no_recovery_waiting``, that the account had
+    no waiting recovery when read under its row lock (which ``start_self_recovery`` takes too,
+    so none can have started since)."""
+    device = device if device is not None else this_device(request=request, user=user)
     _leave_current_session(request)
     auth_login(request, user)
     row = start_session(request=request, user=user)
     mark_reauthenticated(request)
-    remember_device(request=request, response=response, user=user, confirmed=confirm_device)
+    remember_device(
+        request=request, response=response, user=user, confirmed=confirm_device, known=device.row
+    )
     throttling.forget_failures(user=user)
     record_event(
         user=user,
         kind=EventKind.SIGNIN_SUCCEEDED,
         request=request,
         factor=factor,
-        details={"new_device": new_device, **(details or {})},
+        details={"new_device": not device.known, **(details or {})},
     )
-    _cancel_waiting_recovery(request, user, factor, new_device=new_device)
+    if not no_recovery_waiting:
+        _cancel_waiting_recovery(request, user, factor, new_device=not device.known)
     return row
 
 

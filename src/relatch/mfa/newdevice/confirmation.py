@@ -84,6 +84,7 @@ def start_confirmation(
     """Hold a sign-in that passed ``factor`` on an unknown device and mail the link to every
     verified address; a recovery code stays unspent until the link is used."""
     now = timezone.now()
+    addresses = verified_addresses(user)  # the event counts exactly the addresses mailed
     confirmation = NewDeviceConfirmation.objects.create(
         user=user,
         browser_digest=browser_digest,
@@ -99,7 +100,7 @@ def start_confirmation(
         kind=EventKind.NEW_DEVICE_CONFIRMATION_SENT,
         request=request,
         factor=factor,
-        details={"sent_to": len(verified_addresses(user))},
+        details={"sent_to": len(addresses)},
     )
     context = {
         **client_facts(request),
@@ -109,7 +110,7 @@ def start_confirmation(
         "security_notice": True,
     }
     send_mail(
-        to=verified_addresses(user),
+        to=addresses,
         template="newdevice_confirm",
         context=context,
         link_builder=LINK_BUILDER,

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from relatch.accounts.devices import is_known_device
+from relatch.accounts.devices import ThisDevice, is_known_device, this_device
 from relatch.accounts.models import User
 from relatch.accounts.signin.services import complete_signin
 from relatch.audit.models import EventKind, Factor
@@ -139,17 +139,44 @@ def _passed(
     factor: Factor,
     code: RecoveryCode | None = None,
 ) -> StepOutcome:
-    if factor != Factor.WEBAUTHN:
-        recovery = selfservice.waiting_recovery_for_device(request=request, user=user)
-        if recovery is not None and recovery.ends_at > timezone.now():
-            return StepOutcome(kind="recovery_waiting", redirect_to=reverse("selfrecovery:status"))
-        if recovery is not None:
-            return _complete_recovery(request, response, partial, recovery, code)
-        if not is_known_device(request=request, user=user):
-            return _hold_for_confirmation(request, partial, user, factor, code)
+    if factor == Factor.WEBAUTHN:
+        return _sign_in(request, response, partial, user, factor, code)
+    # Read once under the account's row lock (``lock_account``), then handed on, not re-read.
+    waiting = selfservice.waiting_recovery(user)
+    recovery = selfservice.started_by_this_browser(request=request, recovery=waiting)
+    if recovery is not None and recovery.ends_at > timezone.now():
+        return StepOutcome(kind="recovery_waiting", redirect_to=reverse("selfrecovery:status"))
+    if recovery is not None:
+        return _complete_recovery(request, response, partial, recovery, code)
+    device = this_device(request=request, user=user)
+    if not device.known:
+        return _hold_for_confirmation(request, partial, user, factor, code)
+    return _sign_in(
+        request, response, partial, user, factor, code, device, no_recovery=waiting is None
+    )
+
+
+def _sign_in(
+    request: HttpRequest,
+    response: HttpResponse,
+    partial: PartialSignin,
+    user: User,
+    factor: Factor,
+    code: RecoveryCode | None,
+    device: ThisDevice | None = None,
+    *,
+    no_recovery: bool = False,
+) -> StepOutcome:
     if code is not None and not _spend(request, user, code):
         return _refused(_CODE_GONE)
-    complete_signin(request=request, response=response, user=user, factor=factor)
+    complete_signin(
+        request=request,
+        response=response,
+        user=user,
+        factor=factor,
+        device=device,
+        no_recovery_waiting=no_recovery,
+    )
     end_partial_signin(request)
     if code is not None:
         return StepOutcome(

@@ -67,8 +67,14 @@ def waiting_recovery(user: User) -> SelfServiceRecovery | None:
 
 def waiting_recovery_for_device(*, request: HttpRequest, user: User) -> SelfServiceRecovery | None:
     """The account's waiting recovery if THIS browser started it."""
+    return started_by_this_browser(request=request, recovery=waiting_recovery(user))
+
+
+def started_by_this_browser(
+    *, request: HttpRequest, recovery: SelfServiceRecovery | None
+) -> SelfServiceRecovery | None:
+    """``recovery`` (an account's waiting one, already read) if THIS browser started it."""
     digest = current_device_digest(request)
-    recovery = waiting_recovery(user)
     if digest is None or recovery is None or recovery.device_digest != digest:
         return None
     return recovery
