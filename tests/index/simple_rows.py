@@ -11,10 +11,11 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 from packaging.utils import canonicalize_version
 
+from relatch.accounts.models import User
 from relatch.index.changes import mark_project_changed, mark_project_list_changed
-from relatch.index.models import File, Project, Release
+from relatch.index.models import File, Project, Release, Role
 from relatch.index.names import normalize_project_name
-from tests.index.dists import Dist
+from tests.index.dists import Dist, build_wheel
 
 
 def use_tmp_storage(settings: Any, directory: Path) -> None:
@@ -70,3 +71,11 @@ def publish(
     if new_project:
         mark_project_list_changed()
     return file
+
+
+def own_sample_pkg(user: User) -> User:
+    """``user`` as owner of sample-pkg 1.0 and 1.1 (published directly, one wheel each)."""
+    publish(build_wheel(version="1.0"))
+    publish(build_wheel(version="1.1"))
+    Role.objects.create(project=Project.objects.get(), user=user, kind=Role.Kind.OWNER)
+    return user

@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
-from relatch.index.models import IndexState, Project, Role
+from relatch.index.models import IndexState, Project
 from relatch.index.simple.imports import import_distribution
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
+from tests.index.simple_rows import own_sample_pkg, use_tmp_storage
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
@@ -36,10 +36,7 @@ def _storage(settings: Any, tmp_path: Path) -> None:
 @pytest.fixture
 def owner(user: User) -> User:
     """alice, owner of sample-pkg 1.0 and 1.1."""
-    publish(build_wheel(version="1.0"))
-    publish(build_wheel(version="1.1"))
-    Role.objects.create(project=Project.objects.get(), user=user, kind=Role.Kind.OWNER)
-    return user
+    return own_sample_pkg(user)
 
 
 def _upload(owner: User, name: str, version: str) -> None:

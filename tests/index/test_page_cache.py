@@ -12,9 +12,9 @@ from django.test import Client
 
 from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
-from relatch.index.models import Project, Role
+from relatch.index.models import Project
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
+from tests.index.simple_rows import own_sample_pkg, publish, use_tmp_storage
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +29,8 @@ def _storage(settings: Any, tmp_path: Path) -> None:
 
 @pytest.fixture
 def owner(user: User) -> User:
-    """alice, owner of sample-pkg 1.0 and 1.1 (published directly, one wheel each)."""
-    publish(build_wheel(version="1.0"))
-    publish(build_wheel(version="1.1"))
-    Role.objects.create(project=Project.objects.get(), user=user, kind=Role.Kind.OWNER)
-    return user
+    """alice, owner of sample-pkg 1.0 and 1.1."""
+    return own_sample_pkg(user)
 
 
 def fetch(accept: str, etag: str | None = None) -> Any:
