@@ -209,6 +209,28 @@ def test_the_detail_page_shows_the_request_and_the_accounts_facts(desk, user, ma
         assert expected in page, expected
 
 
+@pytest.mark.parametrize(("earlier", "listed", "more"), [(0, 0, False), (20, 20, False),
+                                                          (23, 20, True)])
+def test_earlier_requests_are_listed_up_to_twenty_newest_first(desk, user, earlier, listed,
+                                                                 more):
+    """Someone filing again and again must not make the account's page grow without end."""
+    start = timezone.now() - timedelta(days=earlier + 1)
+    made = []
+    for n in range(earlier):
+        old = make_request(user, state=State.DENIED)
+        RecoveryRequest.objects.filter(pk=old.pk).update(created_at=start + timedelta(days=n))
+        made.append(old.public_id)
+    recovery = make_request(user)
+
+    page = desk.get(detail_url(recovery)).content.decode()
+
+    shown = [public_id for public_id in made if public_id in page]
+    assert shown == made[::-1][:listed][::-1]  # the newest ones
+    assert ("the account in the user search" in page) is more
+    if more:
+        assert f'href="/desk/users/?q={user.username}"' in page
+
+
 def test_an_unknown_request_is_a_404(desk):
     assert desk.get("/desk/nope/").status_code == 404
 

@@ -21,6 +21,9 @@ from relatch.recovery.models import OPEN_STATES, RecoveryMessage, RecoveryReques
 
 RECENT_EVENTS = 20
 RECENT_SIGNINS = 5
+# A page that lists every earlier request grows without bound for an account someone files
+# against again and again; the rest are one search away (the desk's user search).
+EARLIER_REQUESTS = 20
 QUEUE_PAGE = 50
 
 
@@ -178,6 +181,8 @@ class AccountFacts:
     signins: list[SecurityEvent]
     events: list[SecurityEvent]
     earlier_requests: list[RecoveryRequest] = field(default_factory=list)
+    # More earlier requests exist than ``earlier_requests`` shows.
+    more_earlier_requests: bool = False
 
 
 def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
@@ -188,6 +193,10 @@ def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
     totp = TotpDevice.objects.filter(user=user).first()
     events = list(SecurityEvent.objects.filter(user=user)[:RECENT_EVENTS])
     signins = SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_SUCCEEDED)
+    earlier = list(
+        RecoveryRequest.objects.filter(user=user).exclude(pk=recovery.pk)
+        .order_by("-created_at")[:EARLIER_REQUESTS + 1]
+    )
     return AccountFacts(
         user=user, totp_since=totp.created_at if totp else None,
         keys=list(WebAuthnCredential.objects.filter(user=user).order_by("created_at")),
@@ -195,10 +204,8 @@ def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
         addresses=[AddressFact(e.address, e.primary, e.verified, e.verified_at)
                    for e in user.emails.order_by("-primary", "address")],
         projects=_projects(user), signins=list(signins[:RECENT_SIGNINS]), events=events,
-        earlier_requests=list(
-            RecoveryRequest.objects.filter(user=user).exclude(pk=recovery.pk)
-            .order_by("-created_at")
-        ),
+        earlier_requests=earlier[:EARLIER_REQUESTS],
+        more_earlier_requests=len(earlier) > EARLIER_REQUESTS,
     )
 
 
