@@ -29,8 +29,11 @@ verifications per second the same cores can do at all.
 
     .venv/bin/python bench/signin.py [--duration 30] [--clients 8] [--workers N]
         [--accounts 400] [--database-url postgresql://postgres@127.0.0.1:5432/relatch_signin]
+        [--without-argon2]
 
 Prints both rates and their ratio; exits 1 when below 85 % of the bound or on any error.
+``--without-argon2`` runs the same load against a server whose hasher is Django's MD5 (a
+bench-only settings module) and prints the server's CPU per sign-in: everything but the hash.
 """
 # ruff: noqa: T201, S603, S311  (a script run by hand: prints results, runs relatch, random IPs)
 
@@ -336,24 +339,60 @@ def main() -> int:
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL database of the bench's own (created and dropped)")
     parser.add_argument("--redis-url", default="", help="share rate-limit counters (optional)")
+    parser.add_argument("--without-argon2", action="store_true",
+                        help="measure everything but the hash: MD5 in place of Argon2, no bound")
     options = parser.parse_args()
     env = {"RELATCH_PROXY_COUNT": "1", "RELATCH_WEB_WORKERS": str(options.workers),
            "RELATCH_SECRET_KEY": "bench-" + os.urandom(16).hex()}
+    if options.without_argon2:
+        options.accounts = max(options.accounts, 3000)  # ~60 sign-ins/s, one per account-step
     if options.database_url:
         postgres_database(options.database_url, create=True)
         env["RELATCH_DATABASE_URL"] = options.database_url
     if options.redis_url:
         env["RELATCH_REDIS_URL"] = options.redis_url
     try:
-        with tempfile.TemporaryDirectory(prefix="relatch-bench-") as tmp, \
-                running_server(Path(tmp), **env) as server:
-            return run(server, options)
+        with tempfile.TemporaryDirectory(prefix="relatch-bench-") as tmp:
+            if options.without_argon2:
+                env.update(cheap_hasher_settings(Path(tmp) / "settings"))
+            with running_server(Path(tmp), **env) as server:
+                return run(server, options)
     finally:
         if options.database_url:
             postgres_database(options.database_url, create=False)
 
 
+def cheap_hasher_settings(folder: Path) -> dict[str, str]:
+    """Environment for a server whose password hasher is Django's MD5 (a bench-only settings
+    module written into ``folder``): what a sign-in costs besides Argon2."""
+    folder.mkdir(parents=True)
+    (folder / "relatch_bench_md5.py").write_text(
+        "from relatch.settings import *  # noqa: F403\n"
+        'PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]\n'
+    )
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))
+    return {"DJANGO_SETTINGS_MODULE": "relatch_bench_md5", "PYTHONPATH": path}
+
+
+def run_without_argon2(server: Server, options: argparse.Namespace) -> int:
+    """The same load with a cheap hasher: the server's CPU per sign-in is then all the rest."""
+    accounts, cookie_name, _ = make_accounts(server, options.accounts)
+    cpu_start = tree_cpu(server.process.pid)
+    rate, tally = signin_rate(server, accounts, cookie_name, options.clients, options.duration)
+    cpu_end = tree_cpu(server.process.pid)
+    per_signin = sum(cpu_end[r] - cpu_start[r] for r in cpu_end) / max(tally.finished, 1)
+    print(f"Sign-in without Argon2 (MD5 hasher), {options.clients} clients, "
+          f"{options.workers} gunicorn worker(s) x 8 threads, {options.duration:.0f} s")
+    print(f"  sign-ins/s: {rate:.2f}, errors: {len(tally.errors)}; server CPU per sign-in "
+          f"(3 requests) besides the hash: {per_signin * 1000:.1f} ms")
+    for error in sorted(set(tally.errors))[:5]:
+        print(f"  error: {error}")
+    return 1 if tally.errors else 0
+
+
 def run(server: Server, options: argparse.Namespace) -> int:
+    if options.without_argon2:
+        return run_without_argon2(server, options)
     accounts, cookie_name, encoded = make_accounts(server, options.accounts)
     # As many verifications at a time as the clients can cause (one password POST each),
     # spread over the same number of processes: on a machine shared with other work, the
