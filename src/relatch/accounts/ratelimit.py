@@ -7,14 +7,18 @@ default runs one server process, so the counts are whole).
 import functools
 import threading
 
+# Imported whole before any request runs, not lazily. limits finds the Redis client in
+# sys.modules and reads its __version__; when another thread is still importing it (Django's
+# Redis cache imports it lazily too), limits sees a half-made module, "Found version: 0.0.0",
+# and the request is a 500 (bench/load.py and tests/test_load.py saw it on PostgreSQL + Redis).
+# An import statement waits for another thread's import of the same module to finish.
+import redis  # noqa: F401
 from django.conf import settings
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-# The threads of a web process meet here on their first requests: limits imports the Redis
-# client lazily and checks its version, and a thread that looks while another is still
-# importing sees none ("minimum version 3.0 for 'redis' ... Found 0.0.0"): a 500.
+# The threads of a web process meet here on their first requests: one storage per process.
 _creating = threading.Lock()
 
 
