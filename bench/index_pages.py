@@ -12,6 +12,10 @@ of the code that shapes the stored rows (under $BENCH_STATE/cache), copied fresh
 and served by ``relatch serve`` with RELATCH_WEB_WORKERS=2 (gunicorn, 2 gthread processes x 8
 threads).
 
+``relatch@REF`` in ``--servers`` (e.g. ``relatch,relatch@main``) also measures commit REF's
+code (``git archive``, run from the same venv through PYTHONPATH) and prints the working tree's
+ratios against it: a change's effect measured in one run, as this machine's speed moves.
+
 Each server runs alone, on 127.0.0.1. For every measure: a warm-up, then ``wrk -t1 -cN -dD`` per
 connection count; the server's CPU time (its process tree, from /proc) is read around each run.
 Measures: ``root`` GET /simple/, ``small_html`` / ``small_json`` the index page of a 40-file
@@ -176,13 +180,23 @@ class Relatch:
     name = "relatch"
     json_api = True
 
-    def __init__(self, corpus: Path, state: Path, port: int, workers: int) -> None:
+    def __init__(
+        self, corpus: Path, state: Path, port: int, workers: int, ref: str | None = None
+    ) -> None:
         self.corpus, self.state, self.port, self.workers = corpus, state, port, workers
         self.simple = f"http://127.0.0.1:{port}/simple/"
         self.config = (
             f"relatch serve --port {port}, RELATCH_WEB_WORKERS={workers} (gunicorn, {workers} "
             "gthread processes x 8 threads), SQLite, no Redis, access log on"
         )
+        self.ref = ref
+        self.src = ROOT / "src"
+        if ref:
+            # The same venv runs another commit's code: PYTHONPATH puts it before the
+            # editable install, for the server, its workers and the import alike.
+            self.name = f"relatch@{ref}"
+            self.src = checkout(ref) / "src"
+            self.config += f", the code of {ref} (git archive), the same venv"
         if module := os.environ.get("DJANGO_SETTINGS_MODULE"):
             # A trial of a settings change (see bench/README.md): the table must say so.
             self.config += f", DJANGO_SETTINGS_MODULE={module} (NOT the shipped settings)"
@@ -193,11 +207,15 @@ class Relatch:
         """Digest of the code that shapes the stored data (models, migrations, the import
         command and what it calls), so a stale cache is not reused; the views are not in it."""
         h = hashlib.sha256()
-        src = ROOT / "src" / "relatch"
-        shaping = [*src.rglob("migrations/*.py"), *src.rglob("models.py"),
-                   *(src / "index" / "upload").glob("*.py"), src / "index" / "names.py",
-                   src / "index" / "simple" / "imports.py",
-                   *(src / "index" / "management").rglob("*.py")]
+        src = self.src / "relatch"
+        shaping = [
+            *src.rglob("migrations/*.py"),
+            *src.rglob("models.py"),
+            *(src / "index" / "upload").glob("*.py"),
+            src / "index" / "names.py",
+            src / "index" / "simple" / "imports.py",
+            *(src / "index" / "management").rglob("*.py"),
+        ]
         for p in sorted(shaping):
             h.update(str(p.relative_to(src)).encode() + p.read_bytes())
         return h.hexdigest()[:16]
@@ -205,6 +223,8 @@ class Relatch:
     def _env(self, data: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
         env.update(RELATCH_DATA_DIR=str(data), RELATCH_WEB_WORKERS=str(self.workers))
+        if self.ref:
+            env["PYTHONPATH"] = str(self.src)
         return env
 
     def _loaded(self) -> Path:
@@ -267,6 +287,25 @@ class Relatch:
                 self.proc.wait()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def checkout(ref: str) -> Path:
+    """``src/`` of commit ``ref``, unpacked once per commit under the temporary directory."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    out = Path(tempfile.gettempdir()) / f"relatch-bench-src-{sha[:12]}"
+    if not (out / "src" / "relatch").is_dir():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "src"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -352,6 +391,23 @@ def median_rows(rows: list[dict]) -> dict[tuple[str, str, int], dict]:
     return out
 
 
+def against_commits(med: dict, servers: list[str], conns: list[int]) -> list[str]:
+    """The working tree against each ``relatch@REF`` measured in the same run."""
+    lines = []
+    for base in (s for s in servers if s.startswith("relatch@")):
+        lines += ["", f"Relatch (working tree) / {base} (r/s: >1 better; p99, cpu: <1 better)"]
+        for ep in MEASURES:
+            for c in conns:
+                new, old = med.get(("relatch", ep, c)), med.get((base, ep, c))
+                if new and old:
+                    lines.append(
+                        f"  {ep:<11} c={c:<3} r/s {new['rps'] / old['rps']:5.2f}x  "
+                        f"p99 {new['p99_ms'] / old['p99_ms']:5.2f}x  cpu "
+                        f"{new['server_cpu_ms_per_req'] / old['server_cpu_ms_per_req']:5.2f}x"
+                    )
+    return lines
+
+
 def report(rows: list[dict], servers: list[str], conns: list[int], repeat: int) -> list[str]:
     med = median_rows(rows)
     lines = []
@@ -372,7 +428,8 @@ def report(rows: list[dict], servers: list[str], conns: list[int], repeat: int) 
                 )
             lines.append(f"{ep:<11}{c:>6}  " + "".join(f"{x:>32}" for x in cells))
     lines.append("(! = the server answered some requests with errors or non-2xx statuses)")
-    peers = [s for s in servers if s != "relatch"]
+    lines += against_commits(med, servers, conns)
+    peers = [s for s in servers if not s.startswith("relatch")]
     if "relatch" in servers and peers:
         lines.append("")
         lines.append("Relatch / best peer (r/s: >1 is better; p50, p99: <1 is better)")
@@ -442,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     attached = dict(a.split("=", 1) for a in args.attach)
     for s in servers:
-        if s != "relatch" and s not in PEERS:
+        if s != "relatch" and s not in PEERS and not s.startswith("relatch@"):
             ap.error(f"unknown server {s}")
 
     if not shutil.which("wrk"):
@@ -496,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(1, args.repeat + 1):
         for name in servers:
             server: Peer | Relatch | Attached
-            if name == "relatch":
-                server = Relatch(corpus, state, args.port, args.workers)
+            if name == "relatch" or name.startswith("relatch@"):
+                ref = name.partition("@")[2] or None
+                server = Relatch(corpus, state, args.port, args.workers, ref)
             elif name in attached:
                 server = Attached(name, attached[name], state)
             else:
