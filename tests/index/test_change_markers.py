@@ -21,16 +21,12 @@ from relatch.index.manage.releases import delete_release, unyank_release, yank_r
 from relatch.index.models import IndexState, Project
 from relatch.index.simple.imports import import_distribution
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg, use_tmp_storage
+from tests.index.simple_rows import own_sample_pkg
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
 JSON = "application/vnd.pypi.simple.v1+json"
 
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 @pytest.fixture

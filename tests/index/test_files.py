@@ -2,7 +2,6 @@
 immutable cache headers; only paths that belong to a File row, never arbitrary storage."""
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +10,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from tests.index.dists import build_sdist, build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
-
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
+from tests.index.simple_rows import publish
 
 
 def content(response: Any) -> bytes:

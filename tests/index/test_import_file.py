@@ -12,12 +12,6 @@ from django.test import Client
 
 from relatch.index.models import File, Project, Release, UsedFilename
 from tests.index.dists import build_sdist, build_wheel
-from tests.index.simple_rows import use_tmp_storage
-
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 def _write(tmp_path: Path, dist: Any) -> Path:

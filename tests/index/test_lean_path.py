@@ -9,7 +9,6 @@ production, so the tests commit their rows (transaction=True).
 
 import io
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from relatch.index.simple.lean import (
 from relatch.wsgi import application
 from tests.conftest import sign_in
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
+from tests.index.simple_rows import publish
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -36,10 +35,6 @@ SECURITY_HEADERS = (
     "X-Frame-Options", "Content-Security-Policy",
 )
 
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 def environ(path: str, method: str = "GET", host: str = "testserver", **headers: str

@@ -3,7 +3,6 @@ for its members only, and yanking, un-yanking and deleting releases after re-aut
 (ASVS 7.5.1). Managing needs a second factor (ASVS 6.3.3)."""
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ from tests.mfa.factor_rows import add_app
 pytestmark = pytest.mark.django_db
 LONG_AGO = timezone.now() - timedelta(days=30)
 
-
-@pytest.fixture(autouse=True)
-def _files_in(settings: Any, tmp_path: Path) -> None:
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(tmp_path / "files"), "base_url": "/files/"},
-    }}
 
 
 @pytest.fixture

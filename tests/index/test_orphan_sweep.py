@@ -24,17 +24,11 @@ from relatch.index.upload.sweep import SweepResult, sweep_orphan_files
 from relatch.index.upload.tasks import SWEEP_EVERY, sweep_orphans
 from relatch.recovery.tasks import recovery_tick
 from tests.index.project_rows import add_file, make_project, make_release
-from tests.index.simple_rows import use_tmp_storage
 
 pytestmark = pytest.mark.django_db
 DAY = timedelta(days=1)
 OLD, YOUNG = timedelta(days=2), timedelta(hours=1)
 
-
-@pytest.fixture(autouse=True)
-def files_dir(settings: Any, tmp_path: Path) -> Path:
-    use_tmp_storage(settings, tmp_path / "files")
-    return tmp_path / "files"
 
 
 def stored(files_dir: Path) -> set[str]:

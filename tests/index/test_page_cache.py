@@ -4,7 +4,6 @@ in HTML and in JSON, and a client's old ETag stops matching (200, never a stale 
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,17 +13,13 @@ from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
 from relatch.index.models import Project
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg, publish, use_tmp_storage
+from tests.index.simple_rows import own_sample_pkg, publish
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
 JSON = "application/vnd.pypi.simple.v1+json"
 PAGE = "/simple/sample-pkg/"
 
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 @pytest.fixture

@@ -1,19 +1,13 @@
 """/pypi/<project>/json and /pypi/<project>/<version>/json in PyPI's shape."""
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.test import Client
 
 from tests.index.dists import build_sdist, build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
-
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
+from tests.index.simple_rows import publish
 
 
 @pytest.mark.django_db

@@ -8,7 +8,6 @@ first request after a change (nothing cached); "warm" is a repeat, served from t
 """
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +18,11 @@ from django.test.utils import CaptureQueriesContext
 from relatch.accounts.models import User
 from relatch.index.models import Project, Role
 from tests.index.dists import build_sdist, build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
+from tests.index.simple_rows import publish
 
 pytestmark = pytest.mark.django_db
 JSON = "application/vnd.pypi.simple.v1+json"
 
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 def queries_for(path: str, accept: str = "text/html") -> int:

@@ -3,7 +3,6 @@ PEP 592 yanks, PEP 658/714 metadata, redirects, ETags and a fixed number of quer
 
 import json
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,16 +13,12 @@ from relatch.index.changes import mark_project_changed
 from relatch.index.models import Project
 from relatch.index.simple.negotiation import choose_content_type
 from tests.index.dists import build_sdist, build_wheel
-from tests.index.simple_rows import publish, use_tmp_storage
+from tests.index.simple_rows import publish
 
 JSON = "application/vnd.pypi.simple.v1+json"
 HTML = "application/vnd.pypi.simple.v1+html"
 PIP_ACCEPT = f"{JSON}, {HTML}; q=0.1, text/html; q=0.01"
 
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Path) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 class Anchors(HTMLParser):

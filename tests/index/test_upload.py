@@ -30,19 +30,6 @@ from tests.mfa.factor_rows import add_app
 URL = "/legacy/"
 
 
-@pytest.fixture(autouse=True)
-def files_dir(settings: Any, tmp_path: Path) -> Path:
-    """Uploaded files go to a fresh directory per test."""
-    location = tmp_path / "files"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(location), "base_url": "/files/"},
-        },
-    }
-    return location
-
 
 def stored(files_dir: Path) -> list[str]:
     return sorted(str(p.relative_to(files_dir)) for p in files_dir.rglob("*") if p.is_file())
