@@ -161,6 +161,14 @@ def test_the_lean_stack_is_the_full_one_minus_the_browser_machinery() -> None:
         assert kept in lean
 
 
+@pytest.mark.parametrize("name", sorted(BROWSER_ONLY_MIDDLEWARE))
+def test_each_skipped_middleware_is_one_the_settings_run(name: str) -> None:
+    """A middleware renamed or moved in settings must be reviewed here too: a stale name in
+    the skip list would quietly skip nothing, and the renamed one would run for installers
+    without anyone having judged whether it should."""
+    assert name in settings.MIDDLEWARE
+
+
 def test_the_lean_handler_runs_the_kept_middleware() -> None:
     """Built from the lean list, the handler still adds what each kept middleware adds."""
     publish(build_wheel())
