@@ -1,4 +1,4 @@
-"""``relatch demo``: seed sample accounts (and, as later issues land, projects and requests)."""
+"""``relatch demo``: seed sample accounts, a project with two releases and a recovery request."""
 
 import secrets
 from collections.abc import Callable
@@ -12,12 +12,19 @@ from django.utils.module_loading import import_string
 from relatch.accounts.demo import DemoRun
 from relatch.accounts.management.schema import bring_schema_up_to_date
 
-# Run in order; each is idempotent. Add a step here to seed more (projects, requests).
-DEMO_STEPS = ["relatch.accounts.demo.seed_people"]
+# Run in order (the project needs alice and bob, the request carol); each is idempotent.
+DEMO_STEPS = [
+    "relatch.accounts.demo.seed_people",
+    "relatch.index.demo.seed_projects",
+    "relatch.recovery.demo.seed_request",
+]
 
 
 class Command(BaseCommand):
-    help = "Seed sample maintainers with verified addresses and a staff member (idempotent)."
+    help = (
+        "Seed sample maintainers with verified addresses, a staff member, the project "
+        "demo-hello (two releases) and a recovery request in the staff queue (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -39,6 +46,8 @@ class Command(BaseCommand):
             self.stdout.write(note)
         if not run.created:
             self.stdout.write("Nothing new: every demo account exists and keeps its password.")
+        elif not run.accounts:
+            self.stdout.write("No account was created: the demo accounts keep their password.")
         elif password is None:
             # Shown once and kept nowhere in clear: only the hashes are stored.
             self.stdout.write(f"Password of the accounts created now: {run.password}")
