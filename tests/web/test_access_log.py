@@ -102,3 +102,16 @@ def test_no_access_log_configured_writes_nothing():
     finally:
         log.access_log.removeHandler(captured)
     assert captured.lines == []
+
+
+def test_the_default_format_never_builds_gunicorns_atoms(logger, monkeypatch):
+    """The saving itself: the default line must not go through atoms() (every header)."""
+
+    def every_header(*args):
+        raise AssertionError("atoms() built for the default format")
+
+    monkeypatch.setattr(logger, "atoms", every_header)
+    resp, req, environ = request()
+    logger.access(resp, req, environ, timedelta(milliseconds=3))
+    line = f'127.0.0.1 - - {NOW} "GET /simple/pkg/ HTTP/1.1" 200 1234 "-" "-"'
+    assert logger.captured.lines == [line]
