@@ -18,6 +18,7 @@ from relatch.accounts.models import Email, User
 from relatch.accounts.provisioning import create_verified_user
 from relatch.accounts.reauth import mark_reauthenticated
 from relatch.accounts.sessions.services import session_digest
+from relatch.index.simple.response_cache import kept_responses
 
 PASSWORD = "correct horse battery staple"
 URL_RE = re.compile(r"https?://[^\s<>\"']+")
@@ -118,6 +119,7 @@ def _test_settings(settings: Any, smtp_sink: tuple[_Sink, int]) -> Iterator[None
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2idHasher"]
     ratelimit.reset_all()
     cache.clear()  # cached pages and counters of one test never reach the next
+    kept_responses.clear()  # nor do the web process's kept responses
     yield
     ratelimit.reset_all()
 

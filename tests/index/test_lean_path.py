@@ -7,8 +7,6 @@ the fast path at all. The handler closes the database connection after each requ
 production, so the tests commit their rows (transaction=True).
 """
 
-import io
-import sys
 from typing import Any
 
 import pytest
@@ -26,6 +24,7 @@ from relatch.wsgi import application
 from tests.conftest import sign_in
 from tests.index.dists import build_wheel
 from tests.index.simple_rows import publish
+from tests.index.wsgi_calls import call_app, environ
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -37,37 +36,9 @@ SECURITY_HEADERS = (
 
 
 
-def environ(path: str, method: str = "GET", host: str = "testserver", **headers: str
-            ) -> dict[str, Any]:
-    """What gunicorn hands the application for one request."""
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
-        "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": host, "REMOTE_ADDR": "127.0.0.1", "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
-    }
-    env.update({"HTTP_" + name.upper().replace("-", "_"): value
-                for name, value in headers.items()})
-    return env
-
-
 def call(path: str, method: str = "GET", host: str = "testserver", **headers: str
          ) -> tuple[int, dict[str, list[str]], bytes]:
-    """Status, headers (each name with all its values) and body of one request."""
-    seen: dict[str, Any] = {}
-
-    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
-        seen["status"] = int(status.split()[0])
-        seen["headers"] = {}
-        for name, value in response_headers:
-            seen["headers"].setdefault(name.lower(), []).append(value)
-
-    chunks = application(environ(path, method, host, **headers), start_response)
-    try:
-        body = b"".join(chunks)
-    finally:
-        getattr(chunks, "close", lambda: None)()
-    return seen["status"], seen["headers"], body
+    return call_app(application, path, method, host, **headers)
 
 
 def test_installer_pages_keep_every_security_header_and_vary_only_on_accept() -> None:

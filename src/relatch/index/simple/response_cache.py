@@ -1,0 +1,223 @@
+"""Whole responses for /simple/ and /simple/<project>/, kept in each web process.
+
+Installers ask for the same few pages over and over, and between two changes the answer is
+the same bytes. Even on the lean path and with the page body cached, Django's handler (request
+object, URL resolution, middleware, signals, response headers) costs about ten times the one
+lookup that says whether the page changed. ``ResponseCache`` wraps the WSGI application and
+keeps the status, headers and body Django sent for an unconditional GET, with the page's
+change marker read just before Django built it; a later identical request whose marker reads
+the same gets those bytes without entering Django.
+
+Why a kept response is never stale or wrong for its request:
+
+- The marker is what the page's ETag is made of (``relatch.index.changes``): a project's id,
+  name and generation, or the index's epoch and generation, which grow in the transaction of
+  every change. It is read before Django reads anything, so a response is kept under a marker
+  no newer than the data it shows, and every hit reads it again.
+- The key holds everything of the request the response depends on: path, ``Accept``, host and
+  scheme headers. A host Django refuses gets a 400, which is never kept, so host validation
+  still runs for every new host.
+- Only a complete 200 that sets no cookie and varies on nothing but ``Accept`` is kept.
+  Conditional requests, HEAD, query strings and every other path go to Django as before.
+"""
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
+
+from django.db import DatabaseError, connection
+
+from relatch.index.simple import queries
+
+type WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+type Key = tuple[str | None, ...]
+type Marker = tuple[object, ...]
+
+_PROJECT_PAGE = re.compile(r"/simple/([a-z0-9]+(?:-[a-z0-9]+)*)/", re.ASCII)
+# What of a request the kept response may depend on (besides the path): content negotiation,
+# and what host validation, HTTPS redirects and HSTS read.
+_KEY_HEADERS = (
+    "HTTP_ACCEPT", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme",
+    "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "SCRIPT_NAME",
+)
+# A request with any of these needs Django's answer to it (a 304, a 412), not the kept 200.
+_CONDITIONAL_HEADERS = (
+    "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH",
+    "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_RANGE", "HTTP_RANGE",
+)
+# Bounds, so varied Accept or Host headers cannot grow a process without end: past them the
+# least recently served responses go.
+MAX_TOTAL_BYTES = 32 * 1024 * 1024
+MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+
+
+class KeptResponse(NamedTuple):
+    marker: Marker
+    status: str
+    headers: list[tuple[str, str]]
+    chunks: list[bytes]
+    size: int
+
+
+def page_marker(path: str) -> Marker | None:
+    """The change marker of the page at ``path``; None when the path is not a kept page or
+    names no project. Reads one row."""
+    if path == "/simple/":
+        return ("index", *queries.index_version())
+    if (match := _PROJECT_PAGE.fullmatch(path)) and (state := queries.project_state(match[1])):
+        return ("project", *state)
+    return None
+
+
+def request_key(environ: dict[str, Any]) -> Key | None:
+    """The key of an unconditional GET of a kept page; None for any other request."""
+    if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        return None
+    path = environ.get("PATH_INFO", "")
+    if not path.startswith("/simple/"):
+        return None
+    if any(name in environ for name in _CONDITIONAL_HEADERS):
+        return None
+    return (path, *(environ.get(name) for name in _KEY_HEADERS))
+
+
+def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
+    """A 200 that sets no cookie and varies on ``Accept`` (in the key) at most."""
+    if not status.startswith("200 "):
+        return False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "set-cookie":
+            return False
+        if lowered == "vary" and {v.strip().lower() for v in value.split(",")} - {"accept"}:
+            return False
+    return True
+
+
+class ResponseStore:
+    """Kept responses by key, least recently served first out, within MAX_TOTAL_BYTES."""
+
+    def __init__(self, max_total: int = MAX_TOTAL_BYTES) -> None:
+        self.max_total = max_total
+        self.total = 0
+        self._entries: OrderedDict[Key, KeptResponse] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Key) -> KeptResponse | None:
+        with self._lock:
+            kept = self._entries.get(key)
+            if kept is not None:
+                self._entries.move_to_end(key)
+            return kept
+
+    def put(self, key: Key, kept: KeptResponse) -> None:
+        with self._lock:
+            self._discard(key)
+            self._entries[key] = kept
+            self.total += kept.size
+            while self.total > self.max_total:
+                self._discard(next(iter(self._entries)))
+
+    def discard(self, key: Key) -> None:
+        with self._lock:
+            self._discard(key)
+
+    def _discard(self, key: Key) -> None:
+        if (old := self._entries.pop(key, None)) is not None:
+            self.total -= old.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.total = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class _Recorder:
+    """Passes the application's response through while recording it; keeps it, on close,
+    only if it was sent whole and within MAX_RESPONSE_BYTES."""
+
+    def __init__(self, result: Iterable[bytes], keep: Callable[[list[bytes], int], None]) -> None:
+        self.result, self.keep = result, keep
+        self.chunks: list[bytes] | None = []
+        self.size = 0
+        self.complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.result:
+            self._record(chunk)
+            yield chunk
+        self.complete = True
+
+    def _record(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.chunks is not None and self.size <= MAX_RESPONSE_BYTES:
+            self.chunks.append(chunk)
+        else:
+            self.chunks = None
+
+    def close(self) -> None:
+        try:
+            getattr(self.result, "close", lambda: None)()
+        finally:
+            if self.complete and self.chunks is not None:
+                self.keep(self.chunks, self.size)
+
+
+# The web process's responses (one store per process: gunicorn's workers share nothing).
+kept_responses = ResponseStore()
+
+
+class ResponseCache:
+    """WSGI application: kept responses for unchanged index pages, ``app`` for the rest."""
+
+    def __init__(self, app: WSGIApp, store: ResponseStore = kept_responses) -> None:
+        self.app, self.store = app, store
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        key = request_key(environ)
+        if key is None:
+            return self.app(environ, start_response)
+        try:
+            marker = _current_marker(environ["PATH_INFO"])
+        except DatabaseError:
+            # Django's handler reports the error and, on its next request, replaces the
+            # connection that raised it.
+            return self.app(environ, start_response)
+        kept = self.store.get(key)
+        if kept is not None and kept.marker == marker:
+            start_response(kept.status, list(kept.headers))
+            return kept.chunks
+        if kept is not None:
+            self.store.discard(key)
+        if marker is None:  # no such project: Django's 404, never kept
+            return self.app(environ, start_response)
+        return self._record(environ, start_response, key, marker)
+
+    def _record(self, environ: dict[str, Any], start_response: Callable[..., Any], key: Key,
+                marker: Marker) -> Iterable[bytes]:
+        sent: dict[str, Any] = {}
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]],
+                                     exc_info: Any = None) -> Any:
+            sent.update(status=status, headers=list(headers), failed=exc_info is not None)
+            return start_response(status, headers, exc_info)
+
+        def keep(chunks: list[bytes], size: int) -> None:
+            if sent.get("failed") is False and is_keepable(sent["status"], sent["headers"]):
+                self.store.put(key, KeptResponse(marker, sent["status"], sent["headers"],
+                                                 chunks, size))
+
+        return _Recorder(self.app(environ, recording_start_response), keep)
+
+
+def _current_marker(path: str) -> Marker | None:
+    # Django closes a connection past CONN_MAX_AGE, or one that failed, when a request starts;
+    # a hit never enters Django, so it does the same here before its one query.
+    connection.close_if_unusable_or_obsolete()
+    return page_marker(path)
