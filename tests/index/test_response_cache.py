@@ -10,13 +10,14 @@ database connection after each request, as in production: rows are committed
 
 from collections.abc import Callable, Iterable
 from typing import Any
+from wsgiref.util import FileWrapper
 
 import pytest
 from django.db import connection
 
 from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
-from relatch.index.models import Project
+from relatch.index.models import File, Project
 from relatch.index.simple import response_cache
 from relatch.index.simple.response_cache import (
     KeptResponse,
@@ -80,6 +81,47 @@ def test_a_repeated_request_gets_djangos_bytes_without_django(
     assert django_part.calls == 1
     # Nothing Django sends differs from one request to the next (a nonce, a cookie, a date).
     assert call_app(django_part, path, accept=accept) == kept
+
+
+def _file_path(version: str, suffix: str = "") -> str:
+    file = File.objects.get(release__version=version, filename__endswith=".whl")
+    return f"/files/{file.path}{suffix}"
+
+
+@pytest.mark.parametrize("suffix", ["", ".metadata"])
+def test_a_repeated_download_gets_the_same_bytes_without_django(
+    owner: User, app: ResponseCache, django_part: Counted, suffix: str
+) -> None:
+    path = _file_path("1.0", suffix)
+    first = call_app(app, path)
+    assert first[0] == 200
+    assert call_app(app, path) == first
+    assert django_part.calls == 1
+    assert call_app(django_part, path) == first
+
+
+def test_a_deleted_release_s_files_are_gone_at_once(
+    owner: User, app: ResponseCache, store: ResponseStore
+) -> None:
+    path = _file_path("1.1")
+    assert call_app(app, path)[0] == 200
+    _delete(owner)
+    assert call_app(app, path)[0] == 404
+    assert len(store) == 0
+
+
+def test_a_file_over_the_limit_keeps_gunicorns_sendfile(
+    owner: User, app: ResponseCache, store: ResponseStore, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(response_cache, "MAX_RESPONSE_BYTES", 100)
+    request = environ(_file_path("1.0")) | {"wsgi.file_wrapper": FileWrapper}
+    result = app(request, lambda status, headers, exc_info=None: None)
+    try:
+        # What gunicorn hands to sendfile(2); a wrapper around it would be read in Python.
+        assert isinstance(result, FileWrapper)
+    finally:
+        result.close()  # type: ignore[attr-defined]
+    assert len(store) == 0
 
 
 def _upload(owner: User) -> None:

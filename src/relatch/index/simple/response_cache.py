@@ -1,19 +1,21 @@
-"""Whole responses for /simple/ and /simple/<project>/, kept in each web process.
+"""Whole responses for /simple/, /simple/<project>/ and small files, kept in each web process.
 
-Installers ask for the same few pages over and over, and between two changes the answer is
-the same bytes. Even on the lean path and with the page body cached, Django's handler (request
-object, URL resolution, middleware, signals, response headers) costs about ten times the one
-lookup that says whether the page changed. ``ResponseCache`` wraps the WSGI application and
-keeps the status, headers and body Django sent for an unconditional GET, with the page's
+Installers ask for the same few pages and files over and over, and between two changes the
+answer is the same bytes. Even on the lean path and with the page body cached, Django's handler
+(request object, URL resolution, middleware, signals, response headers) costs about ten times
+the one lookup that says whether the page changed. ``ResponseCache`` wraps the WSGI application
+and keeps the status, headers and body Django sent for an unconditional GET, with the page's
 change marker read just before Django built it; a later identical request whose marker reads
-the same gets those bytes without entering Django.
+the same gets those bytes without entering Django. A file over MAX_RESPONSE_BYTES is never
+kept and keeps gunicorn's sendfile.
 
 Why a kept response is never stale or wrong for its request:
 
 - The marker is what the page's ETag is made of (``relatch.index.changes``): a project's id,
   name and generation, or the index's epoch and generation, which grow in the transaction of
-  every change. It is read before Django reads anything, so a response is kept under a marker
-  no newer than the data it shows, and every hit reads it again.
+  every change; for a file, its row (storage name, digest, type). It is read before Django
+  reads anything, so a response is kept under a marker no newer than the data it shows, and
+  every hit reads it again.
 - The key holds everything of the request the response depends on: path, ``Accept``, host and
   scheme headers. A host Django refuses gets a 400, which is never kept, so host validation
   still runs for every new host.
@@ -29,12 +31,13 @@ from typing import Any, NamedTuple
 
 from django.db import DatabaseError, connection
 
-from relatch.index.simple import queries
+from relatch.index.simple import queries, views
 
 type WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 type Key = tuple[str | None, ...]
 type Marker = tuple[object, ...]
 
+_FILES = "/files/"
 _PROJECT_PAGE = re.compile(r"/simple/([a-z0-9]+(?:-[a-z0-9]+)*)/", re.ASCII)
 # What of a request the kept response may depend on (besides the path): content negotiation,
 # and what host validation, HTTPS redirects and HSTS read.
@@ -62,12 +65,16 @@ class KeptResponse(NamedTuple):
 
 
 def page_marker(path: str) -> Marker | None:
-    """The change marker of the page at ``path``; None when the path is not a kept page or
-    names no project. Reads one row."""
+    """The change marker of the page or file at ``path``; None when the path is not one that
+    is kept or names nothing. Reads one row (two for a file's PEP 658 metadata)."""
     if path == "/simple/":
         return ("index", *queries.index_version())
     if (match := _PROJECT_PAGE.fullmatch(path)) and (state := queries.project_state(match[1])):
         return ("project", *state)
+    if path.startswith(_FILES) and (found := views.find_download(path.removeprefix(_FILES))):
+        # A file's path holds its digest and a file name is never reused: the row's being
+        # there is all that can change (a release deleted).
+        return ("file", *found)
     return None
 
 
@@ -76,7 +83,7 @@ def request_key(environ: dict[str, Any]) -> Key | None:
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
         return None
     path = environ.get("PATH_INFO", "")
-    if not path.startswith("/simple/"):
+    if not path.startswith(("/simple/", _FILES)):
         return None
     if any(name in environ for name in _CONDITIONAL_HEADERS):
         return None
@@ -213,7 +220,17 @@ class ResponseCache:
                 self.store.put(key, KeptResponse(marker, sent["status"], sent["headers"],
                                                  chunks, size))
 
-        return _Recorder(self.app(environ, recording_start_response), keep)
+        result = self.app(environ, recording_start_response)
+        if _declared_length(sent.get("headers", [])) > MAX_RESPONSE_BYTES:
+            return result  # too big to keep: gunicorn's sendfile for a large file stays
+        return _Recorder(result, keep)
+
+
+def _declared_length(headers: list[tuple[str, str]]) -> int:
+    for name, value in headers:
+        if name.lower() == "content-length" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _current_marker(path: str) -> Marker | None:

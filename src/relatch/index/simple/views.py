@@ -194,12 +194,18 @@ def _lookup(path: str) -> tuple[str, str, str] | None:
     return None
 
 
+def find_download(path: str) -> tuple[str, str, str] | None:
+    """(storage name, ETag digest, content type) of what /files/<path> serves; None when
+    nothing is. One or two indexed lookups."""
+    return _lookup(path) if _is_plain_path(path) else None
+
+
 @installer_view
 @login_not_required
 @require_safe
 def download(request: HttpRequest, path: str) -> HttpResponseBase:
     """/files/<path>: a stored distribution file, or ``<path>.metadata`` (PEP 658)."""
-    found = _lookup(path) if _is_plain_path(path) else None
+    found = find_download(path)
     if found is None:
         return _not_found()
     storage_name, digest, content_type = found
