@@ -12,6 +12,9 @@ of the code that shapes the stored rows (under $BENCH_STATE/cache), copied fresh
 and served by ``relatch serve`` with RELATCH_WEB_WORKERS=2 (gunicorn, 2 gthread processes x 8
 threads).
 
+``gunicorn-floor`` in ``--servers`` serves the same corpus from memory with ``floor_app.py`` under
+relatch serve's own gunicorn command: the server's ceiling, with no application work.
+
 ``relatch@REF`` in ``--servers`` (e.g. ``relatch,relatch@main``) also measures commit REF's
 code (``git archive``, run from the same venv through PYTHONPATH) and prints the working tree's
 ratios against it: a change's effect measured in one run, as this machine's speed moves.
@@ -289,6 +292,47 @@ class Relatch:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class GunicornFloor:
+    """``floor_app.py`` under the gunicorn command ``relatch serve`` runs (the same workers,
+    threads and access logger): what the server alone costs here, with no application work."""
+
+    name = "gunicorn-floor"
+    json_api = True
+
+    def __init__(self, corpus: Path, port: int, workers: int) -> None:
+        self.corpus, self.port, self.workers = corpus, port, workers
+        self.simple = f"http://127.0.0.1:{port}/simple/"
+        self.config = (
+            f"bench/floor_app.py (pages built in memory at start) under relatch serve's "
+            f"gunicorn command, {workers} gthread processes x 8 threads, access log on"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def _command(self) -> list[str]:
+        # Built by relatch itself, so the floor keeps up with any change to the real command.
+        os.environ["RELATCH_WEB_WORKERS"] = str(self.workers)
+        from relatch.cli import _gunicorn_command
+
+        command = _gunicorn_command("127.0.0.1", self.port)
+        command[command.index("relatch.wsgi:application")] = "floor_app:application"
+        return command + ["--chdir", str(ROOT / "bench")]
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
+        env["BENCH_FLOOR_CORPUS"] = str(self.corpus)
+        self.proc = subprocess.Popen(
+            self._command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        wait_http(self.simple, 60)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(20)
+
+
 def checkout(ref: str) -> Path:
     """``src/`` of commit ``ref``, unpacked once per commit under the temporary directory."""
     sha = subprocess.run(
@@ -312,7 +356,7 @@ def checkout(ref: str) -> Path:
 
 
 def measure(
-    server: Peer | Relatch | Attached,
+    server: Peer | Relatch | Attached | GunicornFloor,
     small: str,
     big: str,
     args: argparse.Namespace,
@@ -408,6 +452,23 @@ def against_commits(med: dict, servers: list[str], conns: list[int]) -> list[str
     return lines
 
 
+def against_floor(med: dict, servers: list[str], conns: list[int]) -> list[str]:
+    """Relatch against gunicorn serving the same pages from memory with no application."""
+    if "relatch" not in servers or GunicornFloor.name not in servers:
+        return []
+    lines = ["", "Relatch / gunicorn-floor (r/s: share of the server's own ceiling; p99, cpu)"]
+    for ep in MEASURES:
+        for c in conns:
+            rel, floor = med.get(("relatch", ep, c)), med.get((GunicornFloor.name, ep, c))
+            if rel and floor:
+                lines.append(
+                    f"  {ep:<11} c={c:<3} r/s {rel['rps'] / floor['rps']:5.2f}x  "
+                    f"p99 {rel['p99_ms']:5.1f} / {floor['p99_ms']:5.1f} ms  cpu "
+                    f"{rel['server_cpu_ms_per_req']:.2f} / {floor['server_cpu_ms_per_req']:.2f} ms"
+                )
+    return lines
+
+
 def report(rows: list[dict], servers: list[str], conns: list[int], repeat: int) -> list[str]:
     med = median_rows(rows)
     lines = []
@@ -429,7 +490,8 @@ def report(rows: list[dict], servers: list[str], conns: list[int], repeat: int) 
             lines.append(f"{ep:<11}{c:>6}  " + "".join(f"{x:>32}" for x in cells))
     lines.append("(! = the server answered some requests with errors or non-2xx statuses)")
     lines += against_commits(med, servers, conns)
-    peers = [s for s in servers if not s.startswith("relatch")]
+    lines += against_floor(med, servers, conns)
+    peers = [s for s in servers if not s.startswith("relatch") and s != GunicornFloor.name]
     if "relatch" in servers and peers:
         lines.append("")
         lines.append("Relatch / best peer (r/s: >1 is better; p50, p99: <1 is better)")
@@ -499,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     attached = dict(a.split("=", 1) for a in args.attach)
     for s in servers:
-        if s != "relatch" and s not in PEERS and not s.startswith("relatch@"):
+        if s not in ("relatch", GunicornFloor.name, *PEERS) and not s.startswith("relatch@"):
             ap.error(f"unknown server {s}")
 
     if not shutil.which("wrk"):
@@ -552,8 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for rep in range(1, args.repeat + 1):
         for name in servers:
-            server: Peer | Relatch | Attached
-            if name == "relatch" or name.startswith("relatch@"):
+            server: Peer | Relatch | Attached | GunicornFloor
+            if name == GunicornFloor.name:
+                server = GunicornFloor(corpus, args.port, args.workers)
+            elif name == "relatch" or name.startswith("relatch@"):
                 ref = name.partition("@")[2] or None
                 server = Relatch(corpus, state, args.port, args.workers, ref)
             elif name in attached:
