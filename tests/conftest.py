@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from relatch.accounts.provisioning import create_verified_user
 from relatch.accounts.reauth import mark_reauthenticated
 from relatch.accounts.sessions.services import session_digest
 from relatch.index.simple.response_cache import kept_responses
+from tests.index.simple_rows import use_tmp_storage
 
 PASSWORD = "correct horse battery staple"
 URL_RE = re.compile(r"https?://[^\s<>\"']+")
@@ -122,6 +124,14 @@ def _test_settings(settings: Any, smtp_sink: tuple[_Sink, int]) -> Iterator[None
     kept_responses.clear()  # nor do the web process's kept responses
     yield
     ratelimit.reset_all()
+
+
+@pytest.fixture
+def files_dir(settings: Any, tmp_path: Path) -> Path:
+    """This test keeps the files it uploads, imports or seeds in a fresh directory of its own."""
+    location = tmp_path / "files"
+    use_tmp_storage(settings, location)
+    return location
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from relatch import cli
 from relatch.accounts.models import Email, User
 from relatch.audit.models import EventKind, SecurityEvent
 from tests.conftest import PASSWORD
-from tests.index.simple_rows import use_tmp_storage
 from tests.serving import (
     RELATCH,
     direct_children,
@@ -25,6 +24,8 @@ from tests.serving import (
 )
 
 SECRET_TOKEN = "MQ:1uRz7x:Qk3bQ2m4v0sSecretSecret"
+# The in-process demo runs store demo-hello's wheels: in each test's own directory.
+pytestmark = pytest.mark.usefixtures("files_dir")
 
 # ---------------------------------------------------------------------------------------------
 # relatch serve
@@ -342,13 +343,6 @@ def test_demo_works_on_a_fresh_data_directory(tmp_path):
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0, run.stderr
     assert "Created staff dana <dana@example.org>." in run.stdout
-
-
-@pytest.fixture(autouse=True)
-def _storage(settings, tmp_path):
-    # The in-process demo runs store demo-hello's wheels: in this test's own directory, not
-    # the session's.
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 def demo(*args: str) -> str:

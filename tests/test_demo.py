@@ -20,19 +20,14 @@ from relatch.index.models import File, Project, Release, Role
 from relatch.recovery.desk import queries
 from relatch.recovery.models import RecoveryRequest, State
 from tests.conftest import run_pending_tasks, sign_in
-from tests.index.simple_rows import use_tmp_storage
 from tests.mfa.factor_rows import add_app
 
-pytestmark = pytest.mark.django_db
+# The demo stores demo-hello's wheels: in each test's own directory.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("files_dir")]
 
 PASSWORD = "a fine demo passphrase"
 WHEELS = ["demo_hello-1.0-py3-none-any.whl", "demo_hello-1.1-py3-none-any.whl"]
 PIP_JSON = "application/vnd.pypi.simple.v1+json"
-
-
-@pytest.fixture(autouse=True)
-def _storage(settings: Any, tmp_path: Any) -> None:
-    use_tmp_storage(settings, tmp_path / "files")
 
 
 def demo() -> str:
