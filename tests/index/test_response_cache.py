@@ -172,6 +172,31 @@ def test_every_change_reaches_the_next_request(
     assert django_part.calls == 2
 
 
+@pytest.mark.parametrize("accept", ["text/html", JSON])
+def test_a_revalidation_gets_djangos_304_without_django_until_the_page_changes(
+    owner: User, app: ResponseCache, django_part: Counted, accept: str
+) -> None:
+    """pip revalidates its cached pages with If-None-Match; that is most of its requests."""
+    etag = call_app(app, PAGE, accept=accept)[1]["etag"][0]
+    not_modified = call_app(app, PAGE, accept=accept, if_none_match=etag)
+    assert not_modified[0] == 304
+    assert call_app(app, PAGE, accept=accept, if_none_match=etag) == not_modified
+    assert call_app(django_part, PAGE, accept=accept, if_none_match=etag) == not_modified
+    assert django_part.calls == 3
+    _upload(owner)
+    changed = call_app(app, PAGE, accept=accept, if_none_match=etag)
+    assert changed[0] == 200
+    assert b"sample_pkg-1.2" in changed[2]
+
+
+def test_another_etag_gets_its_own_answer(owner: User, app: ResponseCache) -> None:
+    full = call_app(app, PAGE)
+    etag = full[1]["etag"][0]
+    assert call_app(app, PAGE, if_none_match=etag)[0] == 304
+    assert call_app(app, PAGE, if_none_match='"not-the-tag"') == full
+    assert call_app(app, PAGE, if_none_match=f"W/{etag}")[0] == 304
+
+
 def test_requests_that_may_get_other_answers_are_kept_apart(
     owner: User, app: ResponseCache, store: ResponseStore, settings: Any
 ) -> None:
@@ -190,8 +215,9 @@ def test_requests_that_may_get_other_answers_are_kept_apart(
     ("HEAD", PAGE, {}),
     ("POST", PAGE, {}),
     ("GET", PAGE, {"query": "format=application/vnd.pypi.simple.v1%2Bjson"}),
-    ("GET", PAGE, {"if_none_match": '"anything"'}),
     ("GET", PAGE, {"if_modified_since": "Sat, 21 Nov 2026 00:00:00 GMT"}),
+    ("GET", PAGE, {"if_match": '"anything"'}),
+    ("GET", PAGE, {"range": "bytes=0-10"}),
     ("GET", "/simple/Sample_Pkg/", {}),  # not normalised: Django's redirect
     ("GET", "/simple/no-such-project/", {}),  # a 404 is never kept
     ("GET", "/pypi/sample-pkg/json", {}),
@@ -276,6 +302,7 @@ def test_the_application_relatch_serves_keeps_responses(owner: User) -> None:
     ("200 OK", [("Vary", "Accept")], True),
     ("200 OK", [("Vary", "accept"), ("ETag", '"x"')], True),
     ("200 OK", [], True),
+    ("304 Not Modified", [("ETag", '"x"'), ("Vary", "Accept")], True),
     ("200 OK", [("Vary", "Accept, Cookie")], False),
     ("200 OK", [("Vary", "Authorization")], False),
     ("200 OK", [("Set-Cookie", "a=b")], False),
@@ -283,7 +310,7 @@ def test_the_application_relatch_serves_keeps_responses(owner: User) -> None:
     ("404 Not Found", [], False),
     ("500 Internal Server Error", [], False),
 ])
-def test_only_a_plain_200_is_keepable(status: str, headers: list[tuple[str, str]],
+def test_only_a_plain_200_or_304_is_keepable(status: str, headers: list[tuple[str, str]],
                                       keepable: bool) -> None:
     assert is_keepable(status, headers) is keepable
 

@@ -4,8 +4,8 @@ Installers ask for the same few pages and files over and over, and between two c
 answer is the same bytes. Even on the lean path and with the page body cached, Django's handler
 (request object, URL resolution, middleware, signals, response headers) costs about ten times
 the one lookup that says whether the page changed. ``ResponseCache`` wraps the WSGI application
-and keeps the status, headers and body Django sent for an unconditional GET, with the page's
-change marker read just before Django built it; a later identical request whose marker reads
+and keeps the status, headers and body Django sent for a GET, with the page's change marker
+read just before Django built it; a later identical request whose marker reads
 the same gets those bytes without entering Django. A file over MAX_RESPONSE_BYTES is never
 kept and keeps gunicorn's sendfile.
 
@@ -16,11 +16,12 @@ Why a kept response is never stale or wrong for its request:
   every change; for a file, its row (storage name, digest, type). It is read before Django
   reads anything, so a response is kept under a marker no newer than the data it shows, and
   every hit reads it again.
-- The key holds everything of the request the response depends on: path, ``Accept``, host and
-  scheme headers. A host Django refuses gets a 400, which is never kept, so host validation
-  still runs for every new host.
-- Only a complete 200 that sets no cookie and varies on nothing but ``Accept`` is kept.
-  Conditional requests, HEAD, query strings and every other path go to Django as before.
+- The key holds everything of the request the response depends on: path, ``Accept``,
+  ``If-None-Match``, host and scheme headers. A host Django refuses gets a 400, which is never
+  kept, so host validation still runs for every new host.
+- Only a complete 200 or 304 that sets no cookie and varies on nothing but ``Accept`` is
+  kept. Other conditional requests, HEAD, query strings and every other path go to Django as
+  before.
 """
 
 import re
@@ -40,15 +41,17 @@ type Marker = tuple[object, ...]
 _FILES = "/files/"
 _PROJECT_PAGE = re.compile(r"/simple/([a-z0-9]+(?:-[a-z0-9]+)*)/", re.ASCII)
 # What of a request the kept response may depend on (besides the path): content negotiation,
-# and what host validation, HTTPS redirects and HSTS read.
+# the ETag a client already holds (pip revalidates its cached pages with If-None-Match: the
+# 304 Django gives is kept like a 200), and what host validation, HTTPS redirects and HSTS read.
 _KEY_HEADERS = (
-    "HTTP_ACCEPT", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme",
-    "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "SCRIPT_NAME",
+    "HTTP_ACCEPT", "HTTP_IF_NONE_MATCH", "HTTP_HOST", "SERVER_NAME", "SERVER_PORT",
+    "wsgi.url_scheme", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+    "HTTP_X_FORWARDED_PORT", "SCRIPT_NAME",
 )
-# A request with any of these needs Django's answer to it (a 304, a 412), not the kept 200.
+# A request with any of these needs Django's own judgement (a 412, a range), every time.
 _CONDITIONAL_HEADERS = (
-    "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH",
-    "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_RANGE", "HTTP_RANGE",
+    "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_RANGE",
+    "HTTP_RANGE",
 )
 # Bounds, so varied Accept or Host headers cannot grow a process without end: past them the
 # least recently served responses go.
@@ -79,7 +82,7 @@ def page_marker(path: str) -> Marker | None:
 
 
 def request_key(environ: dict[str, Any]) -> Key | None:
-    """The key of an unconditional GET of a kept page; None for any other request."""
+    """The key of a GET of a kept page or file; None for any other request."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
         return None
     path = environ.get("PATH_INFO", "")
@@ -91,8 +94,8 @@ def request_key(environ: dict[str, Any]) -> Key | None:
 
 
 def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
-    """A 200 that sets no cookie and varies on ``Accept`` (in the key) at most."""
-    if not status.startswith("200 "):
+    """A 200 or 304 that sets no cookie and varies on ``Accept`` (in the key) at most."""
+    if not status.startswith(("200 ", "304 ")):
         return False
     for name, value in headers:
         lowered = name.lower()
