@@ -197,6 +197,19 @@ def test_another_etag_gets_its_own_answer(owner: User, app: ResponseCache) -> No
     assert call_app(app, PAGE, if_none_match=f"W/{etag}")[0] == 304
 
 
+def test_a_flood_of_distinct_etags_stays_within_the_bound(owner: User, django_part: Counted
+                                                         ) -> None:
+    """A kept 304 has an empty body; it counts its key and headers, which the client chose,
+    so a flood of distinct If-None-Match values cannot grow the store past its bound."""
+    store = ResponseStore(max_total=16 * 1024)
+    app = ResponseCache(django_part, store)
+    etag = call_app(app, PAGE)[1]["etag"][0]
+    for n in range(40):
+        assert call_app(app, PAGE, if_none_match=f'{etag}, "{n:04d}{"x" * 2000}"')[0] == 304
+    assert store.total <= 16 * 1024
+    assert 0 < len(store) <= 16 * 1024 // 2000
+
+
 def test_requests_that_may_get_other_answers_are_kept_apart(
     owner: User, app: ResponseCache, store: ResponseStore, settings: Any
 ) -> None:

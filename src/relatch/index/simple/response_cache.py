@@ -57,6 +57,8 @@ _CONDITIONAL_HEADERS = (
 # least recently served responses go.
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+# About what Python spends on one entry's objects besides their text (tuples, list, dict slot).
+ENTRY_OVERHEAD = 512
 
 
 class KeptResponse(NamedTuple):
@@ -218,8 +220,9 @@ class ResponseCache:
             sent.update(status=status, headers=list(headers), failed=exc_info is not None)
             return start_response(status, headers, exc_info)
 
-        def keep(chunks: list[bytes], size: int) -> None:
+        def keep(chunks: list[bytes], body_size: int) -> None:
             if sent.get("failed") is False and is_keepable(sent["status"], sent["headers"]):
+                size = entry_size(key, sent["headers"], body_size)
                 self.store.put(key, KeptResponse(marker, sent["status"], sent["headers"],
                                                  chunks, size))
 
@@ -227,6 +230,14 @@ class ResponseCache:
         if _declared_length(sent.get("headers", [])) > MAX_RESPONSE_BYTES:
             return result  # too big to keep: gunicorn's sendfile for a large file stays
         return _Recorder(result, keep)
+
+
+def entry_size(key: Key, headers: list[tuple[str, str]], body_size: int) -> int:
+    """What a kept response is counted as against MAX_TOTAL_BYTES: its body, and its key and
+    headers, which a client chooses in part: a 304's body is empty, so a flood of distinct
+    If-None-Match values would otherwise be kept without limit."""
+    return (ENTRY_OVERHEAD + body_size + sum(len(part) for part in key if part)
+            + sum(len(name) + len(value) for name, value in headers))
 
 
 def _declared_length(headers: list[tuple[str, str]]) -> int:
