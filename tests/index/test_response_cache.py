@@ -8,7 +8,7 @@ database connection after each request, as in production: rows are committed
 (transaction=True).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from wsgiref.util import FileWrapper
 
@@ -16,10 +16,12 @@ import pytest
 from django.db import connection
 
 from relatch.accounts.models import User
+from relatch.index.change_stamp import index_change_stamp
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
 from relatch.index.models import File, Project
 from relatch.index.simple import response_cache
 from relatch.index.simple.response_cache import (
+    TRUST_SECONDS,
     KeptResponse,
     ResponseCache,
     ResponseStore,
@@ -28,38 +30,11 @@ from relatch.index.simple.response_cache import (
 from relatch.wsgi import application
 from tests.index.dists import build_wheel
 from tests.index.simple_rows import own_sample_pkg, publish
-from tests.index.wsgi_calls import WSGIApp, call_app, environ
+from tests.index.wsgi_calls import Counted, FakeClock, call_app, environ
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JSON = "application/vnd.pypi.simple.v1+json"
 PAGE = "/simple/sample-pkg/"
-
-
-class Counted:
-    """Django's part of the stack, counting the requests that reached it."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app, self.calls = app, 0
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
-        self.calls += 1
-        return self.app(environ, start_response)
-
-
-@pytest.fixture
-def django_part() -> Counted:
-    return Counted(application.app)
-
-
-@pytest.fixture
-def store() -> ResponseStore:
-    return ResponseStore()
-
-
-@pytest.fixture
-def app(django_part: Counted, store: ResponseStore) -> ResponseCache:
-    return ResponseCache(django_part, store)
 
 
 @pytest.fixture
@@ -259,19 +234,22 @@ def test_an_unknown_host_is_refused_even_after_a_page_is_kept(
 
 
 def test_a_vanished_project_page_is_dropped_not_served(
-    owner: User, app: ResponseCache, store: ResponseStore
+    owner: User, app: ResponseCache, store: ResponseStore, clock: FakeClock
 ) -> None:
     assert call_app(app, PAGE)[0] == 200
     Project.objects.all().delete()  # no service deletes projects; a restore might
+    clock.advance(TRUST_SECONDS)  # the stamp knows nothing of it
     assert call_app(app, PAGE)[0] == 404
     assert len(store) == 0
 
 
 def test_a_page_whose_freshness_cannot_be_read_is_not_served(
-    owner: User, app: ResponseCache, django_part: Counted
+    owner: User, app: ResponseCache, django_part: Counted, clock: FakeClock
 ) -> None:
-    """With the database failing, a kept page may be stale: Django answers (here a 500)."""
+    """With the database failing when a kept page is due to be checked, the page may be
+    stale: Django answers (here a 500)."""
     assert call_app(app, PAGE)[0] == 200
+    clock.advance(TRUST_SECONDS)
     table = Project._meta.db_table
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
@@ -307,6 +285,7 @@ def test_a_response_the_client_stopped_reading_is_not_kept(
 def test_the_application_relatch_serves_keeps_responses(owner: User) -> None:
     assert isinstance(application, ResponseCache)
     assert application.store is response_cache.kept_responses
+    assert application.stamp is index_change_stamp()  # the one the services rewrite
     call_app(application, PAGE)
     assert len(response_cache.kept_responses) == 1
 

@@ -45,3 +45,28 @@ def call_app(app: WSGIApp, path: str, method: str = "GET", host: str = "testserv
     finally:
         getattr(chunks, "close", lambda: None)()
     return seen["status"], seen["headers"], body
+
+
+class Counted:
+    """A WSGI application passed through, counting the requests that reached it."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app, self.calls = app, 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
