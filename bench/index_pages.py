@@ -379,7 +379,9 @@ def measure(
         pr = probe(url, accept)
         if ep.endswith("_json") and "json" not in pr["content_type"]:
             raise RuntimeError(f"{server.name} {ep}: answered {pr['content_type']}, not JSON")
-        wrk(url, 2, args.warmup, accept, None)
+        # As many connections as the largest measure: with two, both may land on one worker,
+        # and the other then meets its first requests (a cold build) inside the measure.
+        wrk(url, max(args.conns), args.warmup, accept, None)
         for c in args.conns:
             load = float(Path("/proc/loadavg").read_text().split()[0])
             c0 = cpu_seconds(server.pid)
