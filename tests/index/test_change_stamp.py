@@ -5,6 +5,7 @@ every web process of the host reads the database again.
 """
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -67,6 +68,32 @@ def test_a_stamp_that_cannot_be_made_trusts_nothing_and_says_so(
         assert stamp.read() is None
     assert len(caplog.records) == 1
     assert "checked against the database" in caplog.text
+
+
+def test_a_stamp_another_user_owns_is_read_and_the_loss_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command run by another user than the server's cannot write the server's file."""
+    path = tmp_path / "stamp"
+    owner = ChangeStamp(path)
+    before = owner.read()
+    real_open = os.open
+
+    def refuse_writing(name: Any, flags: int, *args: Any) -> int:
+        # Tests run as root, whom file modes do not stop: refuse as the kernel would.
+        if flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(os, "open", refuse_writing)
+    other = ChangeStamp(path)
+    with caplog.at_level(logging.WARNING, logger="relatch.index.change_stamp"):
+        assert other.read() == before
+        other.bump()
+    assert owner.read() == before
+    owner.bump()
+    assert other.read() not in (before, None)
+    assert "read-only for this process" in caplog.text
 
 
 def test_an_empty_stamp_file_is_filled(tmp_path: Path) -> None:

@@ -56,6 +56,11 @@ class ChangeStamp:
                 self._unavailable = True
                 logger.warning("index change stamp %s cannot be used (%s): every kept index "
                                "response is checked against the database", self.path, exc)
+            else:
+                if not self._writable:
+                    logger.warning("index change stamp %s is read-only for this process: its "
+                                   "index changes reach the web processes within a second, "
+                                   "not at once", self.path)
         return self._map
 
 
