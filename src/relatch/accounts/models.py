@@ -26,8 +26,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     name = models.CharField(max_length=100, blank=True)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
-    # Set by the recovery desk's "this wasn't me": blocks new recovery requests for a while.
+    # Set by a recovery request's "this wasn't me" (relatch.accounts.freeze): the account's
+    # addresses, factors, tokens, roles and uploads cannot change until staff unfreeze it.
     is_frozen = models.BooleanField(default=False)
+    frozen_at = models.DateTimeField(null=True, blank=True)
     date_joined = models.DateTimeField(default=timezone.now)
     # Consecutive failed password attempts from devices not known to the account (NIST N20).
     failed_signins = models.PositiveIntegerField(default=0)

@@ -70,6 +70,10 @@ class EventKind(models.TextChoices):
     RECOVERY_APPROVED = "recovery_approved", "Account recovery approved by staff"
     RECOVERY_PROOF_REQUESTED = "recovery_proof_requested", "Recovery proof requested"
     RECOVERY_PROOF_CHECKED = "recovery_proof_checked", "Recovery proof checked"
+    RECOVERY_HELD = "recovery_held", "Account recovery request put on hold"
+    RECOVERY_OBJECTED = "recovery_objected", "Someone said a recovery request was not theirs"
+    ACCOUNT_FROZEN = "account_frozen", "Account frozen: sensitive changes stopped"
+    ACCOUNT_UNFROZEN = "account_unfrozen", "Account unfrozen by staff"
     SESSION_ENDED = "session_ended", "Session ended"
     OTHER_SESSIONS_ENDED = "other_sessions_ended", "All other sessions ended"
 

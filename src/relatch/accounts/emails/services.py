@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare
 from relatch.accounts import ratelimit
 from relatch.accounts.emails import tokens
 from relatch.accounts.emails.middleware import has_verified_email
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import Email, User
 from relatch.accounts.notices import announce_to_account, verified_addresses
 from relatch.audit.models import EventKind
@@ -54,6 +55,18 @@ class VerificationError(EmailChangeError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class FrozenAccountError(EmailChangeError):
+    """Refused because the account is frozen (relatch.accounts.freeze). Nothing changed."""
+
+    status = 403
+
+
+class FrozenVerificationError(VerificationError):
+    """A verification link of a frozen account: refused until staff unfreeze it."""
+
+    status = 403
 
 
 def normalize_address(address: str) -> str:
@@ -100,6 +113,15 @@ def _own_email(user: User, email_id: int) -> Email:
     return email
 
 
+def _refuse_if_frozen(user: User, action: str) -> None:
+    """While the account is frozen its addresses stay as they are: a hijacker holding a
+    session cannot add an address of theirs, promote it, or remove the owner's (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise FrozenAccountError(frozen.message) from frozen
+
+
 def _require_verified_account(user: User) -> None:
     if not has_verified_email(user):
         raise EmailChangeError(
@@ -123,6 +145,7 @@ def add_email(*, request: HttpRequest | None, user: User, address: str) -> Email
     reveal whose it is, and its verification link will be refused anyway.
     """
     _lock(user)
+    _refuse_if_frozen(user, "Adding an email address")
     _require_verified_account(user)
     address = normalize_address(address)
     if user.emails.count() >= MAX_EMAILS_PER_ACCOUNT:
@@ -199,6 +222,11 @@ def verify_email(*, request: HttpRequest | None, token: str) -> Email:
     # the lock: of two clicks on one link, exactly one verifies.
     user = _claimed_email(token, lock=False).user
     _lock(user)
+    try:
+        # A link mailed to a hijacker's address before the freeze must not verify it now.
+        refuse_if_frozen(user=user, action="Verifying an email address")
+    except AccountFrozenError as frozen:
+        raise FrozenVerificationError("frozen", frozen.message) from frozen
     email = _claimed_email(token, lock=True)
     if others := verified_addresses(user):  # read before this one joins them
         announce_to_account(
@@ -252,6 +280,7 @@ def resend_verification(*, request: HttpRequest | None, user: User, email_id: in
 def make_primary(*, request: HttpRequest | None, user: User, email_id: int) -> Email:
     """Make a verified address the primary one."""
     _lock(user)
+    _refuse_if_frozen(user, "Changing the primary email address")
     email = _own_email(user, email_id)
     if not email.verified:
         raise EmailChangeError("Verify this address before making it primary.")
@@ -284,6 +313,7 @@ def remove_email(*, request: HttpRequest | None, user: User, email_id: int) -> s
     address hears about it too: if a thief removed it, its owner must find out.
     """
     _lock(user)
+    _refuse_if_frozen(user, "Removing an email address")
     _require_verified_account(user)
     email = _own_email(user, email_id)
     other_verified = user.emails.filter(verified=True).exclude(pk=email.pk)
@@ -323,6 +353,7 @@ def replace_unverified_email(
     to the old one. Accounts with a verified address add and remove instead.
     """
     _lock(user)
+    _refuse_if_frozen(user, "Replacing an email address")
     if has_verified_email(user):
         raise EmailChangeError(
             "Your account has a verified address: add the new address and remove the old one."

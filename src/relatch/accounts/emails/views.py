@@ -160,7 +160,7 @@ def verify(request: HttpRequest, token: str) -> HttpResponse:
             request,
             "accounts/emails/verify_refused.html",
             {"reason": refusal.message, "code": refusal.code},
-            status=400,
+            status=refusal.status,
         )
         return keep_url_out_of_referrers(page)
     if request.method != "POST":

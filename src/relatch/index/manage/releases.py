@@ -14,7 +14,14 @@ from relatch.accounts.models import User
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.index.changes import mark_project_changed
-from relatch.index.manage.services import ManageError, lock_project, owners_of, require_owner, tell
+from relatch.index.manage.services import (
+    ManageError,
+    lock_project,
+    owners_of,
+    require_not_frozen,
+    require_owner,
+    tell,
+)
 from relatch.index.models import Project, Release
 
 MAX_YANK_REASON = 500
@@ -53,6 +60,7 @@ def yank_release(
     *, request: HttpRequest | None, owner: User, project: Project, version: str, reason: str
 ) -> Release:
     """Mark a release yanked: installers skip it unless pinned to exactly this version."""
+    require_not_frozen(user=owner, action="Yanking a release")
     reason = reason.strip()
     if len(reason) > MAX_YANK_REASON:
         raise ManageError(f"The reason has at most {MAX_YANK_REASON} characters.")
@@ -71,6 +79,7 @@ def unyank_release(
     *, request: HttpRequest | None, owner: User, project: Project, version: str
 ) -> Release:
     """Make a yanked release installable again."""
+    require_not_frozen(user=owner, action="Un-yanking a release")
     release = _owned_release(owner=owner, project=project, version=version, action="un-yank")
     if not release.yanked:
         raise ManageError(f"{release.version} is not yanked.")
@@ -91,6 +100,7 @@ def delete_release(
     UsedFilename rows stay: a deleted file's name can never be uploaded again, because
     installers may have cached the old bytes under it.
     """
+    require_not_frozen(user=owner, action="Deleting a release")
     release = _owned_release(owner=owner, project=project, version=version, action="delete")
     if confirmation.strip() != release.version:
         raise ManageError(

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from relatch.accounts import ratelimit
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind
@@ -38,6 +39,16 @@ class ManageError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def require_not_frozen(*, user: User, action: str) -> None:
+    """ManageError (403) when the acting account is frozen (relatch.accounts.freeze): a
+    hijacker holding its session must not hand a project to someone, take a role, or change
+    what was published while staff review the account (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise ManageError(frozen.message, status=403) from frozen
 
 
 def role_of(*, user: User, project: Project) -> Role | None:
@@ -112,6 +123,7 @@ def invite(
     *, request: HttpRequest | None, inviter: User, project: Project, username: str, kind: str
 ) -> RoleInvitation:
     """Invite an account to a role; it accepts or declines on its invitations page."""
+    require_not_frozen(user=inviter, action="Inviting people to a project")
     project = lock_project(project)
     require_owner(user=inviter, project=project, action="invite people")
     if kind not in Role.Kind.values:
@@ -171,6 +183,7 @@ def _pending_invitation(*, invitation_id: int, invitee: User) -> RoleInvitation:
 @transaction.atomic
 def accept_invitation(*, request: HttpRequest | None, user: User, invitation_id: int) -> Role:
     """The invitee takes the role; the project's owners are told."""
+    require_not_frozen(user=user, action="Accepting an invitation to a project")
     invitation = _pending_invitation(invitation_id=invitation_id, invitee=user)
     if invitation.expires_at <= timezone.now():
         raise ManageError(
@@ -250,6 +263,7 @@ def change_role(
     *, request: HttpRequest | None, owner: User, project: Project, role_id: int, kind: str
 ) -> Role:
     """An owner makes a member an owner or a maintainer; never demotes the last owner."""
+    require_not_frozen(user=owner, action="Changing a project role")
     project = lock_project(project)
     require_owner(user=owner, project=project, action="change roles")
     if kind not in Role.Kind.values:
@@ -275,6 +289,7 @@ def remove_member(
     *, request: HttpRequest | None, owner: User, project: Project, role_id: int
 ) -> Role:
     """An owner removes a member (themselves too, unless they are the last owner)."""
+    require_not_frozen(user=owner, action="Removing a project member")
     project = lock_project(project)
     require_owner(user=owner, project=project, action="remove members")
     role = _member(project, role_id)
@@ -284,6 +299,7 @@ def remove_member(
 @transaction.atomic
 def leave_project(*, request: HttpRequest | None, user: User, project: Project) -> Role:
     """A member gives up their role; the last owner cannot."""
+    require_not_frozen(user=user, action="Leaving a project")
     project = lock_project(project)
     role = role_of(user=user, project=project)
     if role is None:

@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
 from relatch.audit.models import EventKind, Factor
@@ -38,6 +39,12 @@ class TokenError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class FrozenAccountError(TokenError):
+    """Refused because the account is frozen (relatch.accounts.freeze). Nothing changed."""
+
+    status = 403
 
 
 class TokenNotFoundError(TokenError):
@@ -104,8 +111,9 @@ def create_token(
     """Mint a token; return its row and its text, the only time the text exists.
 
     Raises SecondFactorRequiredError without a second factor, TokenError for an empty or
-    overlong name, a project without a role, an expiry in the past, too many live tokens, or a
-    staff token for someone who is not staff (or limited to a project).
+    overlong name, a project without a role, an expiry in the past, too many live tokens, a
+    staff token for someone who is not staff (or limited to a project), or a frozen account
+    (FrozenAccountError, 403).
     Records API_TOKEN_CREATED and tells every verified address.
     """
     require_second_factor(user=user, action=CREATE_ACTION)
@@ -153,6 +161,12 @@ def _store_token(
 ) -> APIToken:
     # Lock the account row so two racing requests cannot both pass the cap.
     User.objects.select_for_update().filter(pk=user.pk).first()
+    try:
+        # A hijacker holding a session of a frozen account must not mint a token that would
+        # outlive the sessions staff end (DESIGN §5).
+        refuse_if_frozen(user=user, action=CREATE_ACTION)
+    except AccountFrozenError as frozen:
+        raise FrozenAccountError(frozen.message) from frozen
     if live_tokens(user).count() >= MAX_LIVE_TOKENS:
         raise TokenError(
             f"You already have {MAX_LIVE_TOKENS} working tokens. Revoke one you no longer use."

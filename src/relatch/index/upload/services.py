@@ -18,6 +18,7 @@ from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
@@ -54,10 +55,13 @@ class _Checked:
 
 def check_uploader(*, token: APIToken) -> None:
     """Refuse (403) a token whose account has no second factor: a token is minted by someone
-    who proved two factors, and stays usable only while the account keeps one."""
+    who proved two factors, and stays usable only while the account keeps one. Refuse (403)
+    a token of a frozen account too: a hijacker must not publish under the owner's name
+    while staff review the account (DESIGN §5)."""
     try:
         require_second_factor(user=token.user, action=UPLOAD_ACTION)
-    except SecondFactorRequiredError as error:
+        refuse_if_frozen(user=token.user, action=UPLOAD_ACTION)
+    except (SecondFactorRequiredError, AccountFrozenError) as error:
         raise UploadRefusedError(error.message, status=403) from None
 
 
@@ -194,6 +198,9 @@ def _store(
     stored: list[str] = []
     try:
         with transaction.atomic():
+            # Again inside the transaction: the account may have been frozen (or lost its
+            # factor) while the file was read and checked.
+            check_uploader(token=token)
             row = _write_rows(request=request, token=token, checked=checked)
             _save_files(row, checked, upload, stored)
             note_token_use(request=request, token=token)

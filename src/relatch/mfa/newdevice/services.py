@@ -213,9 +213,15 @@ def _complete_recovery(
     code: RecoveryCode | None,
 ) -> StepOutcome:
     factor = Factor.RECOVERY_CODE if code is not None else Factor.TOTP
-    if code is not None and not _spend(request, recovery.user, code):
-        return _refused(_CODE_GONE)
-    selfservice.complete_self_recovery(request=request, recovery=recovery)
+    try:
+        # A savepoint: a refused completion (the account was frozen meanwhile) leaves the
+        # recovery code unspent and the recovery waiting, as if nothing had been tried.
+        with transaction.atomic():
+            if code is not None and not _spend(request, recovery.user, code):
+                return _refused(_CODE_GONE)
+            selfservice.complete_self_recovery(request=request, recovery=recovery)
+    except selfservice.SelfRecoveryError as refusal:
+        return _refused(refusal.message, status=refusal.status)
     complete_signin(
         request=request,
         response=response,

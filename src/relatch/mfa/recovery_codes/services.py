@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from relatch.accounts import ratelimit
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
 from relatch.audit.models import EventKind, Factor
@@ -66,6 +67,21 @@ class ConfirmThrottledError(RecoveryCodeError):
     )
 
 
+class FrozenAccountError(RecoveryCodeError):
+    """Refused because the account is frozen (relatch.accounts.freeze). Nothing changed."""
+
+    status = 403
+
+
+def _refuse_if_frozen(user: User, action: str) -> None:
+    """While the account is frozen its codes stay as they are: a hijacker holding a session
+    must not replace the owner's codes with a set only they have seen (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise FrozenAccountError(frozen.message) from frozen
+
+
 @dataclass(frozen=True)
 class CodeSetStatus:
     """What the recovery-codes page says about the account's current set."""
@@ -85,7 +101,8 @@ def generate_recovery_codes(*, request: HttpRequest | None, user: User) -> list[
 
     Returns the codes as shown to people; they are stored only as hashes, so this is the one
     time they exist in clear. Records RECOVERY_CODES_GENERATED and tells every verified address
-    (NIST N2: issuing replacement codes triggers a notification).
+    (NIST N2: issuing replacement codes triggers a notification). Raises FrozenAccountError
+    for a frozen account.
     """
     codes = primitive.new_code_set()
     # Hashed before the transaction opens: eight Argon2 hashes take a moment, and holding the
@@ -99,6 +116,7 @@ def generate_recovery_codes(*, request: HttpRequest | None, user: User) -> list[
 def _replace_code_set(
     *, request: HttpRequest | None, user: User, hashed: list[tuple[str, str]]
 ) -> RecoveryCodeSet:
+    _refuse_if_frozen(user, "Making new recovery codes")
     deleted, _ = RecoveryCodeSet.objects.filter(user=user).delete()
     code_set = RecoveryCodeSet.objects.create(user=user)
     RecoveryCode.objects.bulk_create(
@@ -176,7 +194,7 @@ def confirm_saved_codes(*, request: HttpRequest | None, user: User, code: str) -
     """Prove the set was saved by entering one code back. The code is NOT spent.
 
     Raises NoRecoveryCodesError, AlreadyConfirmedError (a double submit),
-    ConfirmThrottledError, or WrongRecoveryCodeError; nothing changes then.
+    ConfirmThrottledError, WrongRecoveryCodeError, or FrozenAccountError; nothing changes then.
     """
     code_set = RecoveryCodeSet.objects.filter(user=user).first()
     if code_set is None:
@@ -198,6 +216,7 @@ def confirm_saved_codes(*, request: HttpRequest | None, user: User, code: str) -
 def _mark_confirmed(
     *, request: HttpRequest | None, user: User, code_set: RecoveryCodeSet
 ) -> None:
+    _refuse_if_frozen(user, "Confirming recovery codes")
     # Conditional: of two submits racing, only one confirms (and records the event).
     confirmed = RecoveryCodeSet.objects.filter(pk=code_set.pk, confirmed_at__isnull=True).update(
         confirmed_at=timezone.now()

@@ -87,7 +87,10 @@ def generate(request: HttpRequest) -> HttpResponse:
     if not _use_form_token(request):
         return _manage_page(request, error=ALREADY_SENT, status=400)
     user = signed_in_user(request)
-    codes = services.generate_recovery_codes(request=request, user=user)
+    try:
+        codes = services.generate_recovery_codes(request=request, user=user)
+    except services.RecoveryCodeError as refusal:
+        return _manage_page(request, error=refusal.message, status=refusal.status)
     response = redirect("recovery_codes:show")
     set_id = RecoveryCodeSet.objects.only("pk").get(user=user).pk
     display.keep_for_display(request, response, codes=codes, set_id=set_id)

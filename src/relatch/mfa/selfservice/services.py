@@ -25,6 +25,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from relatch.accounts.devices import current_device_digest, device_digest, device_id_for_response
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account, verified_addresses
 from relatch.audit.models import EventKind, Factor
@@ -54,6 +55,15 @@ class SelfRecoveryError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def _refuse_if_frozen(user: User, action: str) -> None:
+    """A frozen account recovers through staff only: a hijacker who holds the password and a
+    factor must not wait out the mailbox check and get a trusted browser (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise SelfRecoveryError(frozen.message, status=403) from frozen
 
 
 def when(at: datetime) -> str:
@@ -101,6 +111,7 @@ def start_self_recovery(
             "First sign in with your password and an app code or a recovery code."
         )
     user = User.objects.select_for_update().get(pk=partial.user.pk)
+    _refuse_if_frozen(user, "Starting a self-service recovery")
     _require_code_unspent(partial)
     digest = device_digest(device_id_for_response(request=request, response=response))
     existing = waiting_recovery(user)
@@ -223,7 +234,11 @@ def cancel_on_trusted_signin(
 
 @transaction.atomic
 def complete_self_recovery(*, request: HttpRequest, recovery: SelfServiceRecovery) -> None:
-    """Close a recovery whose wait is over (the caller signs the browser in, confirmed)."""
+    """Close a recovery whose wait is over (the caller signs the browser in, confirmed).
+
+    Raises SelfRecoveryError when it still waits or the account is frozen meanwhile.
+    """
+    _refuse_if_frozen(recovery.user, "Completing a self-service recovery")
     if recovery.state != State.WAITING or recovery.ends_at > timezone.now():
         raise SelfRecoveryError("This recovery is still waiting.", status=409)
     recovery.state = State.COMPLETED

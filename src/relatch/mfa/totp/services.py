@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
 from relatch.audit.models import EventKind, Factor
@@ -40,6 +41,7 @@ REPLAYED = (
     "code, then enter it."
 )
 NO_DEVICE = "This account has no authenticator app. Use another way to sign in."
+ENROL_ACTION = "Setting up an authenticator app"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,15 @@ class PendingEnrolment:
     @property
     def expires_in(self) -> int:
         return max(0, self.started_at + PENDING_MAX_AGE - int(time.time()))
+
+
+def _refuse_if_frozen(user: User, action: str) -> None:
+    """While the account is frozen its app stays as it is: a hijacker holding a session can
+    neither bind an app of theirs nor remove the owner's (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise TotpError(frozen.message) from frozen
 
 
 def _bound_to(user: User) -> str:
@@ -159,7 +170,11 @@ def pending_enrolment(request: HttpRequest, user: User) -> PendingEnrolment | No
 
 def start_enrolment(request: HttpRequest, user: User) -> PendingEnrolment:
     """The pending secret of this session, or a fresh one. Kept sealed in the (server-side)
-    session: the session table is no place for a plaintext secret either."""
+    session: the session table is no place for a plaintext secret either.
+
+    Raises TotpError for a frozen account: no secret is shown that could not be bound.
+    """
+    _refuse_if_frozen(user, ENROL_ACTION)
     pending = pending_enrolment(request, user)
     if pending is not None:
         return pending
@@ -201,6 +216,7 @@ def confirm_enrolment(*, request: HttpRequest, user: User, code: str) -> TotpDev
     TotpError (the pending secret is kept, so the user can try another code).
     """
     _lock(user)
+    _refuse_if_frozen(user, ENROL_ACTION)
     pending = pending_enrolment(request, user)
     if pending is None:
         raise TotpError(
@@ -259,6 +275,7 @@ def remove_totp(*, request: HttpRequest | None, user: User) -> None:
     needs one. Announced to every verified address (NIST N14).
     """
     _lock(user)
+    _refuse_if_frozen(user, "Removing an authenticator app")
     device = TotpDevice.objects.filter(user=user).first()
     if device is None:
         raise TotpError("Your account has no authenticator app (it may have been removed).")

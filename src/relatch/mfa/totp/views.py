@@ -21,6 +21,7 @@ from relatch.mfa.totp.forms import TotpCodeForm
 
 ENROL_TEMPLATE = "mfa/totp/enrol.html"
 MANAGE_TEMPLATE = "mfa/totp/manage.html"
+REFUSED_TEMPLATE = "mfa/totp/refused.html"
 DOUBLE_SUBMIT_SECONDS = 60
 EXPIRED = (
     "This setup expired: a secret waits 10 minutes for its first code. Scan the new QR code "
@@ -48,7 +49,10 @@ def _enrol_page(
     request: HttpRequest, *, form: TotpCodeForm | None = None, error: str = "", status: int = 200
 ) -> HttpResponse:
     user = signed_in_user(request)
-    pending = services.start_enrolment(request, user)
+    try:
+        pending = services.start_enrolment(request, user)
+    except services.TotpError as refusal:  # a frozen account: no secret to show
+        return render(request, REFUSED_TEMPLATE, {"error": refusal.message}, status=403)
     uri = primitive.provisioning_uri(secret=pending.secret, account_name=user.username)
     context = {
         "form": form or TotpCodeForm(),

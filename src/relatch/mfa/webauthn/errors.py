@@ -6,7 +6,8 @@ class WebAuthnError(Exception):
 
     ``message`` is for the user; ``reason`` is a short code for the caller (its events, tests):
     "no_challenge", "expired", "malformed", "unknown_credential", "invalid", "cloned",
-    "label", "duplicate", "too_many", "not_found", "refused".
+    "label", "duplicate", "too_many", "not_found", "refused", "frozen" (the account is frozen:
+    relatch.accounts.freeze).
     """
 
     def __init__(self, message: str, *, reason: str) -> None:

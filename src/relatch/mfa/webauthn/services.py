@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from webauthn.helpers import base64url_to_bytes
 
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
 from relatch.audit.models import EventKind
@@ -162,6 +163,7 @@ def register_key(
     challenge = take_challenge(request, purpose=Purpose.REGISTER, user_pk=user.pk)
     label = clean_label(label)
     _lock(user)
+    _refuse_if_frozen(user, "Adding a security key")
     _require_free_label(user, label)
     _require_room(user)
     data = ceremony.parse_credential_json(credential_json)
@@ -184,6 +186,15 @@ def _require_room(user: User) -> None:
             f"An account has at most {MAX_KEYS_PER_ACCOUNT} security keys. Remove one first.",
             reason="too_many",
         )
+
+
+def _refuse_if_frozen(user: User, action: str) -> None:
+    """While the account is frozen its keys stay as they are: a hijacker holding a session
+    can neither add a key of theirs nor remove or rename the owner's (DESIGN §5)."""
+    try:
+        refuse_if_frozen(user=user, action=action)
+    except AccountFrozenError as frozen:
+        raise WebAuthnError(frozen.message, reason="frozen") from frozen
 
 
 def _lock(user: User) -> None:
@@ -241,6 +252,7 @@ def rename_key(
     """Give one of ``user``'s keys a new name (unique in the account, ignoring case)."""
     label = clean_label(label)
     _lock(user)
+    _refuse_if_frozen(user, "Renaming a security key")
     key = _own_key(user, key_id)
     if key.label == label:
         return key
@@ -267,6 +279,7 @@ def rename_key(
 def remove_key(*, request: HttpRequest, user: User, key_id: int) -> str:
     """Remove one of ``user``'s keys, unless the policy refuses; returns its label."""
     _lock(user)
+    _refuse_if_frozen(user, "Removing a security key")
     key = _own_key(user, key_id)
     remaining_after = user.webauthn_credentials.count() - 1 + int(has_totp(user))
     if reason := refusal_to_remove_factor(user=user, remaining_after=remaining_after):

@@ -38,7 +38,7 @@ def _list_page(request: HttpRequest, *, error: str = "", status: int = 200) -> H
 
 
 def _status(refusal: WebAuthnError) -> int:
-    return 404 if refusal.reason == "not_found" else 400
+    return {"not_found": 404, "frozen": 403}.get(refusal.reason, 400)
 
 
 @require_GET
