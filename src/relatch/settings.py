@@ -237,6 +237,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # how long "this wasn't me" blocks new requests for the account.
 RECOVERY_WAIT = timedelta(days=_env_int("RELATCH_RECOVERY_WAIT_DAYS", 7))
 RECOVERY_BLOCK = timedelta(days=_env_int("RELATCH_RECOVERY_BLOCK_DAYS", 30))
+# An account that owns no project, with two independent sources, completes by itself after this
+# announced wait if nobody says "this wasn't me" (DESIGN §5).
+RECOVERY_AUTO_WAIT = timedelta(hours=_env_int("RELATCH_RECOVERY_AUTO_WAIT_HOURS", 24))
+# Repository proofs (DESIGN §5): the only hosts (names or IP literals) git may contact. A host
+# must also resolve to public addresses only, unless the address itself is listed (SSRF).
+REPOSITORY_HOSTS = [
+    h.strip().lower().strip("[]") for h in os.environ.get(
+        "RELATCH_REPOSITORY_HOSTS", "github.com,gitlab.com,codeberg.org,bitbucket.org"
+    ).split(",") if h.strip()
+]
+# Each check (git ls-remote, in the worker) is killed after this many seconds, and at most this
+# many run at once across worker processes (through the shared cache: RELATCH_REDIS_URL).
+REPOSITORY_CHECK_TIMEOUT = 10
+REPOSITORY_CHECK_WORKERS = 4
 # Invitations to a project role expire after this many days.
 ROLE_INVITATION_DAYS = 7
 

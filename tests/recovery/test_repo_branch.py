@@ -1,7 +1,9 @@
 """The repo_branch proof with real git over loopback (DESIGN §8: no mock of git).
 
-A bare repository is served by ``git daemon`` on 127.0.0.1; the requester's clone pushes the
-branch the proof page names, and ``check_repo_branch`` sees it with ``git ls-remote``.
+A bare repository is served by ``git daemon`` on 127.0.0.1 (allowlisted for the test: by
+default Relatch contacts no loopback address); the requester's clone pushes the branch the
+proof page names, a check is queued, and the worker's ``check_branch`` task sees the branch
+with ``git ls-remote``.
 """
 
 import os
@@ -11,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from django.test import Client, TestCase
 
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.recovery.models import ProofKind, RecoveryProof, State
-from relatch.recovery.proofs import git, services
+from relatch.recovery.proofs import branch_checks, git, services
+from tests.conftest import run_pending_tasks
 from tests.mfa.factor_rows import add_app
 from tests.recovery.proof_rows import asked, committed, make_project
 
@@ -36,9 +40,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def allow_loopback(settings) -> None:
+    """Let checks contact 127.0.0.1 (named in REPOSITORY_HOSTS, the address and the host)."""
+    settings.REPOSITORY_HOSTS = [*settings.REPOSITORY_HOSTS, "127.0.0.1"]
+
+
+class QueueingClient(Client):
+    """A browser whose requests commit (their on-commit work runs, so tasks are queued) but
+    whose worker does not run: the test runs it with run_pending_tasks()."""
+
+    def request(self, **request):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            return super().request(**request)
+
+
+def page_of(proof) -> str:
+    """The path of ``proof``'s page, as the requester's status link leads to it."""
+    from relatch.recovery.proofs.views import proof_page_url
+
+    url = proof_page_url(proof)
+    return url[url.index("/recovery/"):]
+
+
+def check(proof) -> bool:
+    """Ask for a check as the requester does, then let the worker run it; True once the
+    branch was seen."""
+    committed(branch_checks.request_check, proof=proof, by_requester=True)
+    proof.refresh_from_db()
+    return proof.status == RecoveryProof.Status.SATISFIED
+
+
 @pytest.fixture
-def served_repo(tmp_path):
-    """A bare repository with one commit on main, served read-only by git daemon."""
+def served_repo(tmp_path, settings):
+    """A bare repository with one commit on main, served read-only by git daemon on an
+    allowlisted 127.0.0.1."""
+    allow_loopback(settings)
     base = tmp_path / "served"
     bare = base / "sandwich.git"
     bare.mkdir(parents=True)
@@ -91,15 +127,13 @@ def test_the_pushed_branch_satisfies_the_proof(user, staff, served_repo, mail):
     assert branch.startswith("relatch-recovery-") and len(branch) >= 16 + 17
     assert proof.evidence["repository"] == url
     assert branch not in str(proof.evidence) and proof.secret_digest != branch
-    assert committed(services.check_repo_branch, proof=proof) is False
-    proof.refresh_from_db()
+    assert check(proof) is False
     assert (proof.status, proof.evidence["last_result"]) == ("pending", "branch absent")
+    assert "check_queued_at" not in proof.evidence  # the check is over
 
     run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
-    assert committed(services.check_repo_branch, proof=proof) is True
-    proof.refresh_from_db()
+    assert check(proof) is True
     recovery.refresh_from_db()
-    assert proof.status == RecoveryProof.Status.SATISFIED
     assert proof.evidence["seen"][0].endswith(f"\trefs/heads/{branch}")
     assert proof.evidence["checks"] == 2
     assert recovery.state == State.AWAITING_APPROVAL
@@ -117,7 +151,7 @@ def test_one_branch_proof_on_a_2fa_account_starts_the_waiting_period(user, staff
     recovery, proof = branch_proof(user, staff, url)
     run_git("push", "-q", "origin", f"HEAD:refs/heads/{services.branch_to_push(proof)}",
             cwd=work)
-    assert committed(services.check_repo_branch, proof=proof) is True
+    assert check(proof) is True
     recovery.refresh_from_db()
     assert recovery.state == State.IN_WAITING_PERIOD
     assert recovery.wait_ends_at is not None
@@ -127,16 +161,15 @@ def test_another_branch_name_does_not_count(user, staff, served_repo):
     url, work = served_repo
     recovery, proof = branch_proof(user, staff, url)
     run_git("push", "-q", "origin", "HEAD:refs/heads/relatch-recovery-000000000000", cwd=work)
-    assert committed(services.check_repo_branch, proof=proof) is False
-    proof.refresh_from_db()
+    assert check(proof) is False
     assert proof.status == "pending"
 
 
-def test_an_unreachable_repository_fails_the_proof_with_what_git_said(user, staff):
+def test_an_unreachable_repository_fails_the_proof_with_what_git_said(user, staff, settings):
+    allow_loopback(settings)
     url = f"git://127.0.0.1:{free_port()}/nothing.git"
     recovery, proof = branch_proof(user, staff, url)
-    assert committed(services.check_repo_branch, proof=proof) is False
-    proof.refresh_from_db()
+    assert check(proof) is False
     recovery.refresh_from_db()
     assert proof.status == RecoveryProof.Status.FAILED
     assert proof.evidence["last_result"] == "repository error" and proof.evidence["error"]
@@ -151,6 +184,7 @@ def test_only_http_and_git_urls_are_ever_contacted(url):
     """ASVS 1.3.6 (SSRF): metadata cannot make the server read files or run commands."""
     assert git.repository_url("Source", url) is None
     assert git.ls_remote(url=url, branch="b").error
+    assert git.host_refusal(url)
 
 
 @pytest.mark.parametrize(("label", "url", "expected"), [
@@ -169,23 +203,35 @@ def test_an_expired_branch_proof_is_expired_not_checked(user, staff, served_repo
     url, _ = served_repo
     recovery, proof = branch_proof(user, staff, url)
     RecoveryProof.objects.filter(pk=proof.pk).update(expires_at=proof.created_at)
-    assert committed(services.check_repo_branch, proof=proof) is False
-    proof.refresh_from_db()
+    assert check(proof) is False
     assert proof.status == RecoveryProof.Status.EXPIRED
+    assert "checks" not in proof.evidence or proof.evidence["checks"] == 0  # git never ran
 
 
-def test_the_proof_page_shows_the_branch_and_checks_on_demand(client, user, staff, served_repo):
-    from relatch.recovery.proofs.views import proof_page_url
-
+def test_the_proof_page_shows_the_branch_and_checks_in_the_worker(client, user, staff,
+                                                                   served_repo):
+    """The page's button queues a check; the page says so until the worker has run it,
+    then shows what it saw."""
     url, work = served_repo
     recovery, proof = branch_proof(user, staff, url)
-    page = proof_page_url(proof).removeprefix("http://testserver")
-    page = page[page.index("/recovery/"):]
+    page = page_of(proof)
     branch = services.branch_to_push(proof)
-    assert branch in client.get(page).content.decode()
-    response = client.post(page, follow=True)
-    assert "not in the repository yet" in response.content.decode()
+    assert branch in client.get(page).text
+    browser = QueueingClient()
+    response = browser.post(page)
+    assert response.status_code == 302 and response["Location"] == page
+    shown = browser.get(page).text
+    assert "We are checking the repository now" in shown
+    assert "Checking the repository…" in shown
+    assert run_pending_tasks() >= 1
+    shown = browser.get(page).text
+    assert "Checking the repository…" not in shown
+    assert "The branch is not in the repository yet. Push it, then check again." in shown
+
     run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
-    response = client.post(page, follow=True)
-    assert "Proof accepted" in response.content.decode()
-    assert branch not in response.content.decode()  # shown only while it is needed
+    assert browser.post(page).status_code == 302
+    assert "Checking the repository…" in browser.get(page).text
+    run_pending_tasks()
+    shown = browser.get(page).text
+    assert "This proof is <strong>satisfied</strong>" in shown
+    assert branch not in shown  # shown only while it is needed

@@ -6,6 +6,7 @@ default runs one server process, so the counts are whole).
 
 import functools
 import threading
+import time
 
 # Imported whole before any request runs, not lazily. limits finds the Redis client in
 # sys.modules and reads its __version__; when another thread is still importing it (Django's
@@ -44,6 +45,13 @@ def allows(*, scope: str, key: str, limit: str) -> bool:
     """True when one more event would be within ``limit``, without counting one."""
     _, limiter = _limiter(settings.RATELIMIT_STORAGE_URL)
     return limiter.test(_item(limit), scope, key)
+
+
+def seconds_until_allowed(*, scope: str, key: str, limit: str) -> float:
+    """How long until ``limit`` allows one more event for ``key`` (0 when it does now)."""
+    _, limiter = _limiter(settings.RATELIMIT_STORAGE_URL)
+    stats = limiter.get_window_stats(_item(limit), scope, key)
+    return 0.0 if stats.remaining > 0 else max(stats.reset_time - time.time(), 0.0)
 
 
 def clear(*, scope: str, key: str, limit: str) -> None:
