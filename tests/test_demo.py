@@ -140,7 +140,10 @@ def test_carols_request_waits_in_the_desk_queue(client: Any) -> None:
     demo()
     recovery = RecoveryRequest.objects.get()
     assert recovery.user == User.objects.get(username="carol")
-    assert recovery.state == State.SUBMITTED and recovery.contact_confirmed_at is not None
+    # Her answers (password, mailbox) were asked for as proofs at once (DESIGN §5).
+    assert recovery.state == State.AWAITING_PROOF and recovery.contact_confirmed_at is not None
+    assert sorted(recovery.proofs.values_list("kind", flat=True)) == ["account_email",
+                                                                      "password"]
     assert recovery.contact_email == "carol@example.org"
     assert "totp" not in recovery.still_has and "password" in recovery.still_has
     assert [row.public_id for row in queries.queue()] == [recovery.public_id]

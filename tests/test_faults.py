@@ -405,7 +405,7 @@ from relatch.recovery.models import (ProofKind, RecoveryApproval, RecoveryProof,
 alice = create_verified_user(username="alice", email="alice@example.org", password=PASSWORD)
 TotpDevice.objects.create(user=alice, encrypted_secret="x")
 UserSession.objects.create(user=alice, session_digest="a" * 64)
-create_token(request=None, user=alice, name="ci", project=None, expires_at=None)
+ci_token = create_token(request=None, user=alice, name="ci", project=None, expires_at=None)[0]
 dana = create_verified_user(username="dana", email="dana@example.org", password=None,
                             is_staff=True)
 TotpDevice.objects.create(user=dana, encrypted_secret="x")
@@ -416,9 +416,12 @@ request = RecoveryRequest.objects.create(
     user=alice, contact_email="alice@new.example", contact_confirmed_at=timezone.now(),
     agreed_to_code_of_conduct=True, acknowledged_review_time=True,
     state=State.AWAITING_APPROVAL)
-for kind in (ProofKind.REPO_BRANCH, ProofKind.API_TOKEN):
+# Two independent sources (relatch.recovery.sources): the account's older token, a code to
+# an address verified before the request.
+for kind, evidence in ((ProofKind.API_TOKEN, {"token_id": ci_token.pk}),
+                       (ProofKind.ACCOUNT_EMAIL, {"address_id": alice.emails.get().pk})):
     RecoveryProof.objects.create(request=request, kind=kind, checked_at=timezone.now(),
-                                 status=RecoveryProof.Status.SATISFIED)
+                                 status=RecoveryProof.Status.SATISFIED, evidence=evidence)
 RecoveryApproval.objects.create(request=request, staff=dana)
 print("JSON " + json.dumps({"token": staff_token, "request": request.public_id}))
 """.replace("PASSWORD", repr(PASSWORD))

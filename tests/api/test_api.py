@@ -25,7 +25,12 @@ from tests.conftest import PASSWORD, CommittingClient, sign_in
 from tests.mfa.factor_rows import add_app
 from tests.recovery.proof_rows import asked, make_project
 from tests.recovery.requests import make_request
-from tests.recovery.test_repo_branch import free_port, run_git, served_repo  # noqa: F401
+from tests.recovery.test_repo_branch import (  # noqa: F401
+    allow_loopback,
+    free_port,
+    run_git,
+    served_repo,
+)
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
@@ -113,7 +118,10 @@ def test_a_requester_files_follows_messages_and_cancels(client, user, mail):
 
     status = client.get(f"{API}/recovery/status", headers=bearer(credential))
     assert status.status_code == 200
-    assert status.json()["state"] == State.SUBMITTED
+    # What the requester said they still have was asked for at once, without staff.
+    assert status.json()["state"] == State.AWAITING_PROOF
+    assert [p["kind"] for p in status.json()["pending_proofs"]] == [
+        recovery.proofs.get().kind]
     assert status.json()["may_cancel"] is True
 
     sent = post(client, "/recovery/status/messages", {"body": "I still have my password."},
@@ -126,7 +134,7 @@ def test_a_requester_files_follows_messages_and_cancels(client, user, mail):
     cancelled = post(client, "/recovery/status/cancel", **bearer(credential))
     assert cancelled.status_code == 200
     assert cancelled.json()["state"] == State.CANCELLED
-    assert RecoveryTransition.objects.get().actor == RecoveryTransition.Actor.REQUESTER
+    assert RecoveryTransition.objects.last().actor == RecoveryTransition.Actor.REQUESTER
 
 
 def test_the_same_answer_whether_or_not_the_account_exists(client, user, mail):
@@ -499,7 +507,7 @@ def test_a_proof_asked_through_the_api_shows_on_the_requesters_status(client, us
     assert StaffAction.objects.filter(staff=staff, action="recovery:request_proof").exists()
     status = client.get(f"{API}/recovery/status", headers=bearer(credential)).json()
     assert status["state"] == State.AWAITING_PROOF
-    assert [p["kind"] for p in status["pending_proofs"]] == ["api_token"]
+    assert [p["kind"] for p in status["pending_proofs"]] == ["password", "api_token"]
     unknown = post(client, f"/desk/requests/{public_id}/proofs", {"kind": "telepathy"}, **desk)
     assert unknown.status_code == 422
 
@@ -536,7 +544,7 @@ def test_the_requester_lists_pending_proofs_as_the_page_shows_them(client, user,
                                                                     make_user):
     """Issue 5 §9: what each proof asks for, the branch exactly as the page names it, and
     the account's addresses only masked (ASVS 6.3.8: nothing to learn about the account)."""
-    url = "https://git.example.org/alice/sandwich"
+    url = "https://codeberg.org/alice/sandwich"
     project = make_project(user, urls={"Source": url})
     recovery, branch = asked(user, staff, ProofKind.REPO_BRANCH, project=project)
     email = proof_services.request_proof(recovery=recovery, kind=ProofKind.ACCOUNT_EMAIL,
@@ -668,7 +676,8 @@ def test_one_requests_credential_opens_no_other_proof(client, user, staff, make_
     assert proof_status(proof) == (RecoveryProof.Status.PENDING, 0)
 
 
-def test_a_branch_proof_is_checked_not_answered(client, user, staff):
+def test_a_branch_proof_is_checked_not_answered(client, user, staff, settings):
+    allow_loopback(settings)
     url = f"git://127.0.0.1:{free_port()}/nothing.git"
     recovery, proof = asked(user, staff, ProofKind.REPO_BRANCH,
                             project=make_project(user, urls={"Source": url}))
@@ -679,25 +688,33 @@ def test_a_branch_proof_is_checked_not_answered(client, user, staff):
                                                   staff=staff)
     wrong_kind = post(client, f"{PROOFS}/{password_proof.pk}/check", **holder_of(recovery))
     assert wrong_kind.json() == {"detail": "This is not a branch proof."}
-    unreachable = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
-    assert unreachable.status_code == 400
-    assert unreachable.json()["detail"].startswith("This proof has failed.")
+    queued = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
+    assert queued.status_code == 202  # git runs in the worker, never in the request
+    assert queued.json()["proof"]["checking"] is True
+    assert proof_status(proof) == (RecoveryProof.Status.FAILED, 0)  # the worker has run
+    failed = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
+    assert failed.status_code == 400
+    assert failed.json()["detail"] == "This proof is failed: it takes no more checks."
 
 
 def test_checking_finds_the_pushed_branch(client, user, staff, served_repo):  # noqa: F811
-    """DESIGN §5 repo_branch over real git: a check before the push says so; after, it
-    satisfies the proof."""
+    """DESIGN §5 repo_branch over real git: a check is queued (202) and run by the worker;
+    before the push the proof list says what it saw; after, it satisfies the proof."""
     url, work = served_repo
     recovery, proof = asked(user, staff, ProofKind.REPO_BRANCH,
                             project=make_project(user, urls={"Source": url}))
     listed = client.get(API + PROOFS, headers=holder_of(recovery)).json()
     branch = listed[0]["branch"]
     early = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
-    assert early.status_code == 400
-    assert early.json() == {
-        "detail": "The branch is not in the repository yet. Push it, then check again."}
+    assert early.status_code == 202
+    assert early.json()["detail"] == ("We are checking the repository now; this page shows "
+                                      "the result in a moment.")
+    assert early.json()["proof"]["checking"] is True
+    [seen] = client.get(API + PROOFS, headers=holder_of(recovery)).json()
+    assert (seen["checking"], seen["last_result"]) == (False, "branch absent")
+    assert seen["last_checked_at"]
     run_git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
     found = post(client, f"{PROOFS}/{proof.pk}/check", **holder_of(recovery))
-    assert found.status_code == 200, found.content
-    assert found.json()["proof"]["status"] == RecoveryProof.Status.SATISFIED
+    assert found.status_code == 202, found.content
+    assert proof_status(proof) == (RecoveryProof.Status.SATISFIED, 0)
     assert client.get(API + PROOFS, headers=holder_of(recovery)).json() == []

@@ -82,19 +82,20 @@ def test_the_owner_stops_a_request_they_did_not_make_with_one_click(
     ines = make_visitor()
     ines.page.goto(live.link(owner, r"/recovery/request/not-me/"))
     ines.see("Stop this recovery request?")
-    ines.press("This wasn't me: stop it")
-    ines.see("The request is stopped")
+    ines.press("This wasn't me")
+    ines.see("The request is on hold")
 
+    # Held, never cancelled (a hijacker could click the same link): staff decide. The
+    # requester reads that staff review it, not who objected.
     open_status(intruder, status_url)
-    expect_fact(intruder, "State", "Cancelled")
-    # A new request is refused for a while, quietly: its page looks like any filed one, so
-    # the intruder does not learn that the owner is watching (NIST N11).
+    expect_fact(intruder, "State", "Waiting for staff review")
+    # A new request is held as it is filed, for staff, with the same words.
     ask_what_to_do(intruder)
     again = file_request(intruder, username="ines", contact="not.ines@example.net",
                          what_happened="Please, it really is me.")
     open_status(intruder, again)
-    expect_fact(intruder, "State", "Submitted")
+    expect_fact(intruder, "State", "Waiting for staff review")
     state = shell(live, "from relatch.recovery.models import RecoveryRequest as R; "
                         f"print(R.objects.get(public_id={request_id(intruder)!r}).state)")
-    assert state == "cancelled"  # what staff see: refused
+    assert state == "on_hold"  # what staff see: held, at the top of the desk
 

@@ -1,6 +1,7 @@
 """Rows for the proof tests: projects with metadata, requests asking for proofs, and a way to
 run a service the way a request does (on-commit work, then the mail queue)."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -14,15 +15,25 @@ from relatch.recovery.proofs import services
 from tests.conftest import run_pending_tasks
 from tests.recovery.requests import make_request
 
+# Long enough before any request that the repository a release declares counts (DESIGN §5).
+DECLARED_LONG_AGO = timedelta(days=60)
+
 
 def make_project(user: User, name: str = "sandwich", *, kind: str = Role.Kind.OWNER,
-                 urls: dict[str, str] | None = None, author_email: str = "") -> Project:
-    project, _ = Project.objects.get_or_create(name=name, defaults={"normalized_name": name})
-    Role.objects.create(project=project, user=user, kind=kind)
+                 urls: dict[str, str] | None = None, author_email: str = "",
+                 uploader: User | None = None, age: timedelta = DECLARED_LONG_AGO) -> Project:
+    """A project ``user`` has a role in since ``age`` ago; with ``urls`` or ``author_email``,
+    a release uploaded ``age`` ago by ``uploader`` (default: ``user``) that declares them."""
+    since = timezone.now() - age
+    project, _ = Project.objects.get_or_create(name=name, defaults={"normalized_name": name,
+                                                                    "created_at": since})
+    Role.objects.create(project=project, user=user, kind=kind, created_at=since)
     if urls is not None or author_email:
-        Release.objects.create(project=project, version="1.0", canonical_version="1",
-                               project_urls=urls or {}, author_email=author_email,
-                               created_at=timezone.now())
+        version = str(project.releases.count() + 1)
+        Release.objects.create(project=project, version=f"{version}.0",
+                               canonical_version=version, project_urls=urls or {},
+                               author_email=author_email, uploader=uploader or user,
+                               created_at=since)
     return project
 
 

@@ -427,9 +427,13 @@ def test_a_missing_csrf_token_is_refused(staff, recovery):
     assert recovery.state == State.SUBMITTED
 
 
-def spam_of(user, url="https://git.example/alice/spam", **release):
+def spam_of(user, url="https://github.com/alice/spam", **release):
+    """Spam, owned by ``user``, whose release (uploaded by ``user`` 60 days ago unless
+    ``release`` says otherwise) declares ``url``."""
     project = Project.objects.create(name="Spam", normalized_name="spam")
     Role.objects.create(project=project, user=user, kind=Role.Kind.OWNER)
+    release.setdefault("uploader", user)
+    release.setdefault("created_at", timezone.now() - timedelta(days=60))
     Release.objects.create(project=project, version="1.0", canonical_version="1",
                            project_urls={"Source": url}, **release)
     return project
@@ -446,13 +450,32 @@ def test_a_branch_proof_names_one_of_the_accounts_projects(desk, staff, user, ma
     assert not StaffAction.objects.exists()
 
 
+@pytest.mark.parametrize(("release", "why"), [
+    ({"uploader": None}, "uploaded by an upload with no account, not by this account"),
+    ({"created_at": "recent"}, "less than 30 days before the request"),
+    ({"url": "https://git.example/alice/spam"}, "not on a host Relatch checks"),
+])
+def test_a_branch_proof_needs_a_repository_the_account_declared(desk, staff, user, make_user,
+                                                                 release, why):
+    """Issue 15 attack 2: a repository counts only if this account's own uploads declared it,
+    30 days before the request, on an allowed host."""
+    if release.get("created_at") == "recent":
+        release["created_at"] = timezone.now() - timedelta(days=3)
+    spam_of(user, **release)
+    recovery = make_request(user)
+    response = post(desk, recovery, "proof", {"kind": ProofKind.REPO_BRANCH, "project": "Spam"})
+    assert response.status_code == 409
+    assert why in response.content.decode()
+    assert not recovery.proofs.exists()
+
+
 def test_a_branch_proof_for_the_accounts_project(desk, staff, user):
     spam_of(user)
     recovery = make_request(user)
     response = post(desk, recovery, "proof", {"kind": ProofKind.REPO_BRANCH, "project": "Spam"})
     assert response.status_code == 302
     proof = recovery.proofs.get()
-    assert proof.evidence["repository"] == "https://git.example/alice/spam"
+    assert proof.evidence["repository"] == "https://github.com/alice/spam"
     action = staff_actions(staff, "recovery:request_proof").get()
     assert (action.before["state"], action.after["state"]) == (State.SUBMITTED,
                                                               State.AWAITING_PROOF)

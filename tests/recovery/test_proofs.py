@@ -55,7 +55,9 @@ def test_asking_for_a_proof_moves_a_submitted_request_and_tells_the_requester(us
 @pytest.mark.parametrize(("state", "kind", "message"), [
     (State.CANCELLED, ProofKind.PASSWORD, "closed"),
     (State.COMPLETED, ProofKind.PASSWORD, "closed"),
-    (State.AWAITING_PROOF, ProofKind.RECOVERY_CODE, "kind of proof"),
+    (State.AWAITING_PROOF, ProofKind.RECOVERY_CODE, "no recovery codes"),
+    (State.AWAITING_PROOF, ProofKind.TOTP, "no authenticator app"),
+    (State.AWAITING_PROOF, ProofKind.SECURITY_KEY, "no security key"),
     (State.AWAITING_PROOF, "nonsense", "kind of proof"),
     (State.AWAITING_PROOF, ProofKind.REPO_BRANCH, "project of this account"),
 ])
@@ -76,7 +78,8 @@ def test_a_branch_proof_needs_a_project_of_the_account_naming_a_repository(user,
     other = make_project(make_user(username="bob"), "theirs", urls={"Source": "https://github.com/b/t"})
     bare = make_project(user, "bare", urls={"Documentation": "https://docs.example.org/"})
     recovery = make_request(user, state=State.AWAITING_PROOF)
-    for project, message in [(other, "project of this account"), (bare, "names no repository")]:
+    for project, message in [(other, "project of this account"),
+                             (bare, "No release of bare names a repository")]:
         with pytest.raises(services.ProofError, match=message):
             committed(services.request_proof, recovery=recovery, kind=ProofKind.REPO_BRANCH,
                       staff=staff, project=project)
@@ -151,14 +154,26 @@ def test_five_wrong_passwords_fail_the_proof(user, staff, mail):
     assert any("is now failed" in mail.text(m) for m in mail.to("alice@example.org"))
 
 
-def test_a_second_proof_of_another_kind_ends_the_wait_on_a_2fa_account(user, staff):
-    """DESIGN §5: two satisfied proofs of different kinds are enough with 2FA."""
+@pytest.mark.parametrize("owns_projects", [False, True])
+def test_a_second_independent_source_ends_the_wait_on_a_2fa_account(user, staff, owns_projects):
+    """DESIGN §5: two independent sources are enough with 2FA. An account that owns no
+    project then completes by itself after an announced 24-hour wait; one that owns projects
+    waits for two staff approvals. (The password was set at registration, today: it counts
+    as the mailbox, and the token as a token: two sources.)"""
     add_app(user)
+    if owns_projects:
+        make_project(user, "owned")
     recovery, proof = asked(user, staff, ProofKind.PASSWORD)
     satisfy(recovery, ProofKind.API_TOKEN)
     committed(services.submit_password, proof=proof, password=PASSWORD)
     recovery.refresh_from_db()
-    assert recovery.state == State.AWAITING_APPROVAL
+    if owns_projects:
+        assert recovery.state == State.AWAITING_APPROVAL
+    else:
+        assert (recovery.state, recovery.completes_automatically) == (
+            State.IN_WAITING_PERIOD, True)
+        length = recovery.wait_ends_at - recovery.wait_started_at
+        assert abs(length - timedelta(hours=24)) < timedelta(seconds=5)
 
 
 def test_a_proof_is_refused_once_the_request_is_closed(user, staff):
@@ -232,7 +247,8 @@ def test_a_new_code_replaces_the_old_and_three_is_the_most(user, staff, mail):
 def co_owner(user, make_user):
     bob = make_user(username="bob", email="bob@example.org")
     project = make_project(user, "shared")
-    Role.objects.create(project=project, user=bob, kind=Role.Kind.OWNER)
+    Role.objects.create(project=project, user=bob, kind=Role.Kind.OWNER,
+                        created_at=timezone.now() - timedelta(days=60))
     add_app(bob)
     return bob
 
@@ -241,12 +257,17 @@ def test_a_co_owner_with_2fa_vouches_on_their_page(user, staff, co_owner, make_c
     recovery, proof = asked(user, staff, ProofKind.CO_OWNER)
     browser = sign_in(make_client(), co_owner)
     url = f"/recovery/proof/vouch/{proof.pk}/"
-    assert "Vouch for alice" in browser.get(url).content.decode()
+    page = browser.get(url).content.decode()
+    assert "Vouch for alice?" in page and "new@example.net" in page  # who asks
     response = browser.post(url, follow=True)
+    assert "tick the box" in response.content.decode()  # not without checking with them
+    assert status_of(proof) == Status.PENDING
+    response = browser.post(url, {"checked": "yes"}, follow=True)
     assert "You vouched for alice" in response.content.decode()
     proof.refresh_from_db()
     recovery.refresh_from_db()
     assert proof.status == Status.SATISFIED and proof.evidence["vouched_by"] == "bob"
+    assert proof.evidence["vouched_by_id"] == co_owner.pk
     assert proof.evidence["projects"] == ["shared"]
     assert recovery.state == State.AWAITING_APPROVAL
     assert SecurityEvent.objects.filter(user=co_owner, kind=EventKind.RECOVERY_PROOF_CHECKED,
@@ -271,8 +292,9 @@ def test_a_co_owner_without_2fa_cannot_vouch(user, staff, co_owner, make_client)
     co_owner.totp_device.delete()
     _, proof = asked(user, staff, ProofKind.CO_OWNER)
     browser = sign_in(make_client(), co_owner)
-    response = browser.post(f"/recovery/proof/vouch/{proof.pk}/", follow=True)
-    assert "needs two-step sign-in" in response.content.decode()
+    response = browser.post(f"/recovery/proof/vouch/{proof.pk}/", {"checked": "yes"},
+                            follow=True)
+    assert "bob has no two-step sign-in" in response.content.decode()
     assert status_of(proof) == Status.PENDING
 
 
@@ -290,7 +312,8 @@ def test_weak_evidence_lists_matching_metadata_and_projects_but_never_counts(use
     make_project(user, "other", author_email="someone@example.org")
     recovery = make_request(user, state=State.AWAITING_PROOF)
     lines = services.weak_evidence(recovery)
-    assert any("sandwich 1.0 names the contact address" in line for line in lines)
+    assert any("sandwich 1.0 (uploaded by this account) names the contact address" in line
+               for line in lines)
     assert not any("other 1.0 names" in line for line in lines)
     assert sum(line.startswith("Project ") for line in lines) == 2
     services.after_proof(recovery=recovery)

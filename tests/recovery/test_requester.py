@@ -397,40 +397,49 @@ def test_reopen_only_after_closure_for_silence(client, user, start, allowed):
 
 # "This wasn't me" -------------------------------------------------------------------------
 
-def test_not_me_cancels_blocks_and_alerts_staff(client, make_client, user, staff, mail):
-    """NIST N9: the owner stops a request with one click (after a button, since mail scanners
-    follow links); new requests are refused quietly for RECOVERY_BLOCK; staff are alerted."""
+def test_not_me_holds_freezes_blocks_and_alerts_staff(client, make_client, user, staff, mail):
+    """DESIGN §5: "this wasn't me" never decides. One click (after a button, since mail
+    scanners follow links) holds the request, blocks the account's recovery for
+    RECOVERY_BLOCK, freezes the account and raises it to staff as urgent."""
     recovery = file_request(client, mail)
     owner = make_client()
     path = mail.link_to(mail.last("alice@example.org"), "/not-me/")
     page = owner.get(path)
     assert page.status_code == 200 and "This wasn't me" in page.content.decode()
     recovery.refresh_from_db()
-    assert recovery.state == State.SUBMITTED  # GET changes nothing
+    assert recovery.state == State.SUBMITTED and not recovery.urgent_since  # GET changes nothing
     done = owner.post(path)
-    assert done.status_code == 200 and "check its security" in done.content.decode().lower()
+    text = done.content.decode()
+    assert done.status_code == 200 and "is on hold" in text and "check its security" in text.lower()
     recovery.refresh_from_db()
-    assert recovery.state == State.CANCELLED
-    assert recovery.transitions.get().actor == RecoveryTransition.Actor.OWNER
+    user.refresh_from_db()
+    assert (recovery.state, recovery.held_from) == (State.ON_HOLD, State.SUBMITTED)
+    assert recovery.transitions.last().actor == RecoveryTransition.Actor.OWNER
+    assert recovery.urgent_since is not None and user.is_frozen
     block = RecoveryBlock.objects.get(user=user)
     assert block.until > timezone.now() + timedelta(days=29)
-    assert "stopped recovery request" in mail.last("dana@staff.example")["Subject"]
+    assert "URGENT" in mail.last("dana@staff.example")["Subject"]
+    assert SecurityEvent.objects.filter(user=user, kind=EventKind.ACCOUNT_FROZEN).count() == 1
     owner.post(path)  # a second click changes nothing
     assert RecoveryBlock.objects.count() == 1 and len(mail.to("dana@staff.example")) == 1
+    assert SecurityEvent.objects.filter(user=user, kind=EventKind.ACCOUNT_FROZEN).count() == 1
 
 
-def test_a_blocked_account_refuses_new_requests_quietly(client, make_client, user, mail):
+def test_a_request_filed_during_a_block_is_held_not_refused(client, make_client, user, mail):
+    """Issue 15 attack 5: a request filed during a block is no longer cancelled in silence
+    while its page says "Submitted": it is held at the top of the desk for staff to decide,
+    and its requester reads that staff review it (not who objected)."""
     RecoveryBlock.objects.create(user=user, until=timezone.now() + timedelta(days=30), reason="x")
     mail.clear()
     recovery = file_request(make_client(), mail)
-    assert recovery.state == State.CANCELLED
-    assert recovery.transitions.get().reason == services.BLOCKED_REASON
-    # The requester sees a filed request, like any other.
-    filed = mail.last("claimant@example.net")
-    assert "is filed" in mail.text(filed)
+    assert (recovery.state, recovery.held_from) == (State.ON_HOLD, State.SUBMITTED)
+    assert recovery.urgent_since is not None
+    filed = next(m for m in mail.to("claimant@example.net") if "/status/" in mail.text(m))
     page = client.get(mail.link_to(filed, "/status/")).content.decode()
-    assert "Submitted" in page and "cancelled" not in page.lower()
-    assert "not-me" not in mail.text(mail.last("alice@example.org"))
+    assert "Waiting for staff review" in page
+    assert "cancelled" not in page.lower() and "wasn't me" not in page.lower()
+    # The owner still hears of it, with the link.
+    assert "not-me" in mail.text(mail.last("alice@example.org"))
 
 
 def test_an_expired_block_no_longer_refuses(client, user, mail):
@@ -549,6 +558,6 @@ def test_the_not_me_alert_links_to_the_requests_desk_page(client, make_client, u
     recovery = file_request(client, mail)
     make_client().post(mail.link_to(mail.last("alice@example.org"), "/not-me/"))
     alert = mail.last("dana@staff.example")
-    assert "stopped recovery request" in alert["Subject"]
+    assert "URGENT: recovery of alice disputed" in alert["Subject"]
     assert mail.link_to(alert, "/desk/") == desk_path(recovery)
     assert 'href="http' in mail.html(alert) and desk_path(recovery) in mail.html(alert)

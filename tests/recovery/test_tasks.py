@@ -29,6 +29,8 @@ from tests.recovery.requests import end_wait, make_request
 
 pytestmark = pytest.mark.django_db
 CONTACT = "new@example.net"
+# Waits in these tests follow a staff override: no proof, a written reason (DESIGN §5).
+OVERRIDE = "Known to staff; checked in person."
 
 
 def tick():
@@ -64,7 +66,7 @@ def reminders_to(mail):
 
 def test_an_ended_wait_moves_to_awaiting_approval_by_the_system(user, mail):
     """DESIGN §5: the wait is a state with an end time, enforced by code (NIST N6)."""
-    recovery = make_request(user, state=State.IN_WAITING_PERIOD)
+    recovery = make_request(user, state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
     end_wait(recovery)
     report = tick()
     recovery.refresh_from_db()
@@ -77,7 +79,7 @@ def test_an_ended_wait_moves_to_awaiting_approval_by_the_system(user, mail):
 
 
 def test_a_wait_not_yet_over_is_left_alone(user):
-    recovery = make_request(user, state=State.IN_WAITING_PERIOD)
+    recovery = make_request(user, state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
     assert tick().waits_ended == []
     recovery.refresh_from_db()
     assert recovery.state == State.IN_WAITING_PERIOD
@@ -196,8 +198,8 @@ def test_a_closed_request_is_not_touched_again(user, mail):
 def test_one_failing_item_does_not_stop_the_pass(user, make_user, monkeypatch, caplog):
     """A broken request is logged and skipped; the others still move. (The failure is
     injected by wrapping the real move: nothing in a real row can be made to fail safely.)"""
-    broken = make_request(user, state=State.IN_WAITING_PERIOD)
-    fine = make_request(make_user(), state=State.IN_WAITING_PERIOD)
+    broken = make_request(user, state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
+    fine = make_request(make_user(), state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
     end_wait(broken)
     end_wait(fine)
     real_move = workflow.move
@@ -232,10 +234,10 @@ def test_an_expired_branch_proof_expires_and_is_announced(user, mail):
     assert mail.to(CONTACT) and mail.to("alice@example.org")
 
 
-def test_a_pending_branch_proof_is_checked_again(user, monkeypatch):
-    """The re-check calls the proofs area's check (replaced here by a recorder: the real one
-    runs git against a repository, which tests/recovery/proofs exercise)."""
-    from relatch.recovery.proofs import services as proofs
+def test_a_pending_branch_proof_is_checked_again(user):
+    """The pass queues a worker check of each pending branch proof of an open request (git
+    runs in the worker: tests/recovery/test_branch_checks.py), and never queues one twice."""
+    from relatch.recovery.proofs.branch_checks import check_branch
 
     recovery = make_request(user, state=State.AWAITING_PROOF)
     live = RecoveryProof.objects.create(request=recovery, kind=ProofKind.REPO_BRANCH,
@@ -243,22 +245,18 @@ def test_a_pending_branch_proof_is_checked_again(user, monkeypatch):
     RecoveryProof.objects.create(request=recovery, kind=ProofKind.API_TOKEN)
     done = make_request(user, state=State.DENIED)
     RecoveryProof.objects.create(request=done, kind=ProofKind.REPO_BRANCH)
-    checked: list[int] = []
-
-    def check(*, proof):
-        checked.append(proof.pk)
-        return False
-
-    monkeypatch.setattr(proofs, "check_repo_branch", check)
-    assert tick().branches_checked == [live.pk]
-    assert checked == [live.pk]
+    for _ in range(2):
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            assert run_pass().branches_checked == [live.pk]
+    queued = DBTaskResult.objects.filter(task_path=check_branch.module_path)
+    assert [row.args_kwargs["kwargs"] for row in queued] == [{"proof_id": live.pk}]
 
 
 # -- the tick survives a restart ----------------------------------------------------------
 
 
 def test_the_tick_runs_a_pass_and_queues_the_next(user):
-    recovery = make_request(user, state=State.IN_WAITING_PERIOD)
+    recovery = make_request(user, state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
     end_wait(recovery)
     first = recovery_tick.enqueue()
     run_pending_tasks()  # the tick, then the mail it queued
@@ -279,7 +277,7 @@ def test_ensuring_a_tick_is_idempotent():
 
 
 def test_the_command_runs_a_pass_and_schedules(user, capsys):
-    recovery = make_request(user, state=State.IN_WAITING_PERIOD)
+    recovery = make_request(user, state=State.IN_WAITING_PERIOD, override_reason=OVERRIDE)
     end_wait(recovery)
     call_command("recovery_tick")
     call_command("recovery_tick", "--schedule-only")

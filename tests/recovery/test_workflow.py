@@ -32,7 +32,9 @@ def moved(recovery, to, **kwargs):
 
 @pytest.mark.parametrize(("start", "to"), PAIRS)
 def test_every_pair_follows_the_table(user, staff, start, to):
-    recovery = make_request(user, state=start)
+    # A held request remembers where it was; staff resume it there and nowhere else.
+    held = {"held_from": to} if start == State.ON_HOLD and to in ALLOWED[start] else {}
+    recovery = make_request(user, state=start, **held)
     wait = {"wait_ends_at": timezone.now() + timedelta(days=7)}
     if to in ALLOWED[start]:
         moved(recovery, to, actor=Actor.STAFF, staff=staff, reason="r", **wait)
@@ -51,8 +53,45 @@ def test_terminal_states_go_nowhere(terminal):
     assert ALLOWED[terminal] == frozenset()
 
 
-def test_completion_is_reached_only_from_awaiting_approval():
-    assert [s for s in State if State.COMPLETED in ALLOWED[s]] == [State.AWAITING_APPROVAL]
+def test_completion_is_reached_from_approval_or_an_automatic_wait():
+    """Staff complete from awaiting approval; the system completes an announced automatic
+    wait (completion.py checks which)."""
+    assert [s for s in State if State.COMPLETED in ALLOWED[s]] == [
+        State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL]
+
+
+@pytest.mark.parametrize(("actor", "to", "allowed"), [
+    (Actor.STAFF, State.AWAITING_PROOF, True),  # where it was
+    (Actor.STAFF, State.AWAITING_APPROVAL, False),  # not somewhere else
+    (Actor.SYSTEM, State.AWAITING_PROOF, False),  # a proof or a wait cannot resume it
+    (Actor.REQUESTER, State.CANCELLED, True),  # its requester may withdraw it
+    (Actor.STAFF, State.DENIED, True),
+])
+def test_only_staff_take_a_request_off_hold_to_where_it_was(user, staff, actor, to, allowed):
+    """DESIGN §5: "this wasn't me" holds; staff decide."""
+    recovery = make_request(user, state=State.ON_HOLD, held_from=State.AWAITING_PROOF)
+    who = {"staff": staff} if actor == Actor.STAFF else {}
+    if allowed:
+        moved(recovery, to, actor=actor, reason="r", **who)
+        assert recovery.state == to and recovery.held_from == ""
+    else:
+        with pytest.raises(TransitionRefusedError, match="on hold"):
+            moved(recovery, to, actor=actor, **who)
+
+
+@pytest.mark.parametrize("to", [State.AWAITING_APPROVAL, State.IN_WAITING_PERIOD])
+def test_a_block_stops_every_forward_move(user, staff, to):
+    """Blocks are read at every transition, not only at filing (issue 15 attack 4)."""
+    from relatch.recovery.models import RecoveryBlock
+
+    RecoveryBlock.objects.create(user=user, until=timezone.now() + timedelta(days=30),
+                                 reason="not me")
+    recovery = make_request(user, state=State.AWAITING_PROOF)
+    with pytest.raises(TransitionRefusedError, match="lift the block"):
+        moved(recovery, to, actor=Actor.STAFF, staff=staff,
+              wait_ends_at=timezone.now() + timedelta(days=7))
+    moved(recovery, State.DENIED, actor=Actor.STAFF, staff=staff, reason="fake")  # exits stay
+    assert recovery.state == State.DENIED
 
 
 def test_a_staff_move_is_a_staff_action_and_a_security_event(user, staff, mail):

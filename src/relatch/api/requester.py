@@ -23,6 +23,7 @@ from relatch.api.schemas import (
 )
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
 from relatch.recovery.requester import services
+from relatch.recovery.workflow import requester_label
 
 router = Router(tags=["recovery: requester"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut,
@@ -100,7 +101,7 @@ def status_of(recovery: RecoveryRequest) -> StatusOut:
     shown = State.SUBMITTED if quiet else State(recovery.state)
     pending = [] if quiet else recovery.proofs.filter(status=RecoveryProof.Status.PENDING)
     return StatusOut(
-        public_id=recovery.public_id, state=shown.value, state_label=str(shown.label),
+        public_id=recovery.public_id, state=shown.value, state_label=requester_label(shown),
         created_at=recovery.created_at,
         wait_ends_at=recovery.wait_ends_at if shown == State.IN_WAITING_PERIOD else None,
         waiting_for_you_since=None if quiet else recovery.awaiting_requester_since,

@@ -24,9 +24,11 @@ from relatch.api.schemas import (
     ProofAnsweredOut,
     RequesterProofOut,
 )
+from relatch.mfa.newdevice.forms import APP_CODE_MESSAGE, AppCodeForm, RecoveryCodeForm
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest
-from relatch.recovery.proofs import forms, services
+from relatch.recovery.proofs import branch_checks, forms, services
 from relatch.recovery.proofs.evidence import mask_address, verified_account_emails
+from relatch.recovery.proofs.factors import submit_factor
 from relatch.recovery.proofs.views import why_not
 from relatch.recovery.requester.services import refused_quietly
 
@@ -41,12 +43,16 @@ NOT_ANSWERED_HERE = {
     ProofKind.REPO_BRANCH: "A branch proof is not answered: push the branch, then ask for a "
                            "check at /api/v1/recovery/status/proofs/{proof_id}/check.",
     ProofKind.CO_OWNER: "A co-owner answers this proof on their own page.",
+    ProofKind.SECURITY_KEY: "A security key answers on the proof page, in a browser: the "
+                            "key signs for this site, not for an API client.",
 }
 # The page's form and its message for an answer it cannot even read, by kind.
 ANSWER_FORMS: dict[str, tuple[type[Any], str, str]] = {
     ProofKind.API_TOKEN: (forms.ApiTokenForm, "token", "Paste the whole token."),
     ProofKind.PASSWORD: (forms.PasswordForm, "password", "Enter the password."),
     ProofKind.ACCOUNT_EMAIL: (forms.CodeForm, "code", "Enter the 6 digits of the code."),
+    ProofKind.TOTP: (AppCodeForm, "code", APP_CODE_MESSAGE),
+    ProofKind.RECOVERY_CODE: (RecoveryCodeForm, "code", "Enter one of the recovery codes."),
 }
 
 
@@ -92,6 +98,9 @@ def _add_branch(shown: RequesterProofOut, proof: RecoveryProof) -> None:
         return  # the page says it cannot be shown any more; so does an empty branch
     shown.repository = str(proof.evidence.get("repository", ""))
     shown.project = str(proof.evidence.get("project", ""))
+    check = branch_checks.shown(proof)
+    shown.checking, shown.last_result = check.checking, check.result
+    shown.last_checked_at = check.checked_at
 
 
 def _add_addresses(shown: RequesterProofOut, proof: RecoveryProof) -> None:
@@ -121,7 +130,7 @@ def _answered(proof: RecoveryProof, outcome: bool) -> ProofAnsweredOut:
     return ProofAnsweredOut(detail=ACCEPTED, proof=describe(proof))
 
 
-def _submit(proof: RecoveryProof, answer: str) -> bool:
+def _submit(request: HttpRequest, proof: RecoveryProof, answer: str) -> bool:
     if proof.kind not in ANSWER_FORMS:
         raise services.ProofError(NOT_ANSWERED_HERE.get(
             ProofKind(proof.kind), "This proof is not answered here."))
@@ -130,6 +139,8 @@ def _submit(proof: RecoveryProof, answer: str) -> bool:
     if not form.is_valid():
         raise services.ProofError(unreadable)
     value = form.cleaned_data[field]
+    if proof.kind in (ProofKind.TOTP, ProofKind.RECOVERY_CODE):
+        return submit_factor(request=request, proof=proof, answer=value)
     if proof.kind == ProofKind.API_TOKEN:
         return services.submit_api_token(proof=proof, raw=value)
     if proof.kind == ProofKind.PASSWORD:
@@ -141,11 +152,12 @@ def _submit(proof: RecoveryProof, answer: str) -> bool:
              auth=status_token)
 def answer(request: HttpRequest, payload: AnswerIn,
            proof_id: int = ProofId) -> ProofAnsweredOut:
-    """Answer an api_token, password or account_email proof (the token, the password or the
-    mailed code). Five wrong answers fail the proof."""
+    """Answer an api_token, password, account_email, totp or recovery_code proof (the token,
+    the password, the mailed code, the app's code or a recovery code). Five wrong answers
+    fail the proof; app and recovery codes also count against the account's factor limits."""
     proof = _proof_of(_recovery(request), proof_id)
     try:
-        outcome = _submit(proof, payload.answer)
+        outcome = _submit(request, proof, payload.answer)
     except services.ProofError as refused:
         raise HttpError(400, refused.message) from None
     return _answered(proof, outcome)
@@ -170,14 +182,20 @@ def send_code(request: HttpRequest, payload: AddressChoiceIn,
     return Status(202, DetailOut(detail=CODE_SENT))
 
 
-@router.post("/{proof_id}/check", response={200: ProofAnsweredOut, **ERRORS},
+@router.post("/{proof_id}/check", response={202: ProofAnsweredOut, 429: ErrorOut, **ERRORS},
              auth=status_token)
-def check(request: HttpRequest, proof_id: int = ProofId) -> ProofAnsweredOut:
-    """Look for the pushed branch of a repo_branch proof now (git ls-remote); a 400 says
-    it is not there yet."""
+def check(request: HttpRequest, proof_id: int = ProofId) -> Status[ProofAnsweredOut]:
+    """Have the worker look for the pushed branch of a repo_branch proof (git ls-remote
+    runs there, never in this request). 202: queued, or already being checked;
+    ``proof.checking`` is true until the check ends, then the proof list shows
+    ``last_result`` (or no longer lists the proof once it is satisfied). 429 after six
+    checks of a request in an hour, saying when to try again (Relatch re-checks by itself)."""
     proof = _proof_of(_recovery(request), proof_id)
     try:
-        outcome = services.check_repo_branch(proof=proof)
+        message = branch_checks.request_check(proof=proof, by_requester=True)
+    except branch_checks.CheckLimitedError as limited:
+        raise HttpError(429, limited.message) from None
     except services.ProofError as refused:
         raise HttpError(400, refused.message) from None
-    return _answered(proof, outcome)
+    proof.refresh_from_db()
+    return Status(202, ProofAnsweredOut(detail=message, proof=describe(proof)))

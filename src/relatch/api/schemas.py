@@ -118,6 +118,11 @@ class RequesterProofOut(ProofOut):
     code_sent_to: str = ""
     attempts_left: int
     vouch_url: str = ""
+    checking: bool = Field(default=False, description="repo_branch: a check is queued or "
+                           "running; the page says \"Checking the repository…\".")
+    last_result: str = Field(default="", description="repo_branch: what the last check "
+                             "saw, e.g. \"branch absent\" or \"no answer\".")
+    last_checked_at: datetime | None = None
 
 
 class AnswerIn(Schema):
@@ -181,7 +186,13 @@ class StaffProofOut(ProofOut):
     evidence: dict[str, object]
     created_at: datetime
     checked_at: datetime | None
-    requested_by: str
+    requested_by: str = Field(description="The staff member who asked; \"\" when it was "
+                                          "asked automatically from what the requester said.")
+    counts: bool | None = Field(default=None, description="For a satisfied proof: whether the "
+                                "policy counts it as an independent source.")
+    source: str = Field(default="", description="What it rests on: mailbox, knowledge, factor, "
+                        "repository, token or person (\"\" when it rests on nothing counted).")
+    why: str = Field(default="", description="Why it counts, or why not, in words for staff.")
 
 
 class StaffMessageOut(MessageOut):
@@ -202,6 +213,35 @@ class VerdictOut(Schema):
     missing: list[str]
     approvals_needed: int
     approvals: list[str]
+    sources: list[str] = Field(default_factory=list, description="The independent sources "
+                               "counted so far, one entry each.")
+
+
+class ChangeOut(Schema):
+    """A change of the account around the request (relatch.recovery.takeover)."""
+
+    id: int = Field(description="Pass it in CompleteIn.reverse to undo the change.")
+    when: datetime
+    label: str
+    what: str
+    undo: str = Field(description="What reversing it does; \"\" when it cannot be reversed.")
+    note: str
+
+
+class StandingOut(Schema):
+    """What a "this wasn't me" left: a hold, a block, a freeze, an urgent mark."""
+
+    held_from: str
+    urgent_since: datetime | None
+    account_frozen: bool
+    block_until: datetime | None
+    completes_automatically: bool
+
+
+class CompleteIn(Schema):
+    reverse: list[int] = Field(default_factory=list, max_length=200,
+                               description="Ids of recent changes (RequestDetailOut.changes) "
+                                           "to reverse as part of the completion.")
 
 
 class AddressOut(Schema):
@@ -273,6 +313,8 @@ class RequestDetailOut(Schema):
     verdict: VerdictOut
     weak_evidence: list[str]
     facts: FactsOut | None
+    standing: StandingOut
+    changes: list[ChangeOut]
 
 
 class AssignIn(Schema):

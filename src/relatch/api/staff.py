@@ -18,6 +18,7 @@ from relatch.api.schemas import (
     AccountMatchOut,
     ApprovalsOut,
     AssignIn,
+    CompleteIn,
     ErrorOut,
     MessageIn,
     OpenRequestOut,
@@ -69,6 +70,17 @@ def _desk(action: Callable[..., Any], **kwargs: Any) -> Any:
         return action(**kwargs)
     except DeskRefusedError as refusal:
         raise HttpError(409, refusal.message) from None
+
+
+def _reasoned(request: HttpRequest, public_id: str, action: str,
+              payload: ReasonIn) -> RequestDetailOut:
+    """Run the desk action ``action`` that takes a written reason; the request's detail."""
+    from relatch.recovery.desk import services as desk
+
+    recovery = _filed(public_id)
+    _desk(getattr(desk, action), recovery=recovery, staff=_staff(request),
+          reason=payload.reason)
+    return detail_of(recovery)
 
 
 @router.get("/requests", response={200: list[QueueRowOut], **ERRORS})
@@ -147,31 +159,51 @@ def approve(request: HttpRequest, public_id: str) -> ApprovalsOut:
 @router.post("/requests/{public_id}/deny", response={200: RequestDetailOut, **ERRORS})
 def deny(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
     """Deny the request with a written reason."""
-    from relatch.recovery.desk import services as desk
-
-    recovery = _filed(public_id)
-    _desk(desk.deny, recovery=recovery, staff=_staff(request), reason=payload.reason)
-    return detail_of(recovery)
+    return _reasoned(request, public_id, "deny", payload)
 
 
 @router.post("/requests/{public_id}/override", response={200: RequestDetailOut, **ERRORS})
 def override(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
     """Go on without a proof: a written reason, then the enforced wait and two approvals."""
-    from relatch.recovery.desk import services as desk
-
-    recovery = _filed(public_id)
-    _desk(desk.override, recovery=recovery, staff=_staff(request), reason=payload.reason)
-    return detail_of(recovery)
+    return _reasoned(request, public_id, "override", payload)
 
 
 @router.post("/requests/{public_id}/complete", response={200: RequestDetailOut, **ERRORS})
-def complete(request: HttpRequest, public_id: str) -> RequestDetailOut:
-    """Complete the recovery, if the policy allows it now."""
+def complete(request: HttpRequest, public_id: str,
+             payload: CompleteIn | None = None) -> RequestDetailOut:
+    """Complete the recovery, if the policy allows it now, reversing the recent changes
+    named in ``reverse`` (ids from the detail's ``changes``; others are refused)."""
     from relatch.recovery.desk import services as desk
+    from relatch.recovery.takeover import recent_changes
 
     recovery = _filed(public_id)
-    _desk(desk.complete, recovery=recovery, staff=_staff(request), request=request)
+    chosen = list(payload.reverse) if payload else []
+    offered = {c.event_id for c in recent_changes(recovery) if c.undo}
+    if not set(chosen) <= offered:
+        raise HttpError(400, "Reverse only changes the request's detail offers (its "
+                             "\"changes\" with an \"undo\").")
+    _desk(desk.complete, recovery=recovery, staff=_staff(request), request=request,
+          reverse=chosen)
     return detail_of(recovery)
+
+
+@router.post("/requests/{public_id}/resume", response={200: RequestDetailOut, **ERRORS})
+def resume(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
+    """It is the owner's request: lift the account's block and take the request off hold,
+    back to where it was."""
+    return _reasoned(request, public_id, "resume", payload)
+
+
+@router.post("/requests/{public_id}/lift-block", response={200: RequestDetailOut, **ERRORS})
+def lift_block(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
+    """Lift the "this wasn't me" block on the request's account (held requests stay held)."""
+    return _reasoned(request, public_id, "lift_block", payload)
+
+
+@router.post("/requests/{public_id}/unfreeze", response={200: RequestDetailOut, **ERRORS})
+def unfreeze(request: HttpRequest, public_id: str, payload: ReasonIn) -> RequestDetailOut:
+    """Unfreeze the request's account."""
+    return _reasoned(request, public_id, "unfreeze", payload)
 
 
 @router.get("/users", response={200: list[AccountMatchOut], **ERRORS})

@@ -4,13 +4,20 @@ from whoever may hold it and hands it to the requester's confirmed address.
 Removed: authenticator app, security keys, recovery codes. Ended: every session, every trusted
 device, a waiting self-service recovery. Revoked: every API token (so nothing can be uploaded
 until the owner enrols a second factor again, which a new token requires). The confirmed contact
-address becomes the verified primary; the password is disabled and a reset link is mailed there.
+address becomes the verified primary and every other address is unverified (the owner verifies
+again the ones they still hold: any of them may be a hijacker's). The changes staff chose from
+the account's recent history are reversed. The password is disabled and a reset link is mailed
+to the contact address.
+
+Staff complete a request waiting for approval; the system completes one whose announced
+automatic wait ended with no objection (``policy.may_complete_automatically``).
 """
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from relatch.accounts.emails.staff import unverify_all_but
 from relatch.accounts.models import Email, KnownDevice, User, UserSession
 from relatch.audit.models import EventKind, StaffAction
 from relatch.audit.services import record_event
@@ -19,7 +26,9 @@ from relatch.mfa.models import RecoveryCodeSet, SelfServiceRecovery, TotpDevice,
 from relatch.notify.services import send_mail
 from relatch.recovery import workflow
 from relatch.recovery.models import RecoveryRequest, State
-from relatch.recovery.policy import verdict
+from relatch.recovery.policy import may_complete_automatically, verdict
+from relatch.recovery.sources import record_judgement
+from relatch.recovery.takeover import reverse_changes
 
 
 class CompletionRefusedError(Exception):
@@ -30,25 +39,41 @@ class CompletionRefusedError(Exception):
 
 @transaction.atomic
 def complete_recovery(
-    *, recovery: RecoveryRequest, staff: User, request: HttpRequest | None = None
+    *, recovery: RecoveryRequest, staff: User | None, request: HttpRequest | None = None,
+    reverse: list[int] | None = None,
 ) -> None:
-    """Complete ``recovery`` if the policy allows it; all or nothing."""
-    row = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
-    judged = verdict(row)
-    if row.state != State.AWAITING_APPROVAL or not judged.may_complete:
-        raise CompletionRefusedError(
-            "This request cannot complete yet: " + ("; ".join(judged.missing) or row.state)
-        )
-    if row.contact_confirmed_at is None:
-        raise CompletionRefusedError("The requester's contact address is not confirmed.")
+    """Complete ``recovery`` if the policy allows it now; all or nothing. ``staff`` None: the
+    system completes an automatic request. ``reverse``: ids of recent changes to undo."""
+    row = RecoveryRequest.objects.select_for_update(of=("self",)).select_related("user").get(
+        pk=recovery.pk)
+    _check(row, staff)
     user = row.user
     assert user is not None  # the verdict refuses requests without an account
+    # Announced first, while the old addresses are still verified: they are the ones that
+    # must hear of it, with a "this wasn't me" link, if the recovery was not the owner's.
+    record_judgement(row)  # before completion changes what the proofs rested on
+    actor = workflow.Actor.STAFF if staff else workflow.Actor.SYSTEM
+    workflow.move(recovery=row, to=State.COMPLETED, actor=actor, staff=staff,
+                  reason="completed" if staff else "completed: no objection during the wait")
     removed = _take_back(user)
-    _hand_over(user, row.contact_email)
-    workflow.move(recovery=row, to=State.COMPLETED, actor=workflow.Actor.STAFF, staff=staff,
-                  reason="completed")
-    _record(row, user, staff, request, removed)
+    unverified = _hand_over(user, row.contact_email)
+    undone = reverse_changes(recovery=row, event_ids=reverse or [], staff=staff) if staff else []
+    _record(row, user, staff, request, {**removed, "unverified": unverified, "undone": undone})
     recovery.refresh_from_db()
+
+
+def _check(row: RecoveryRequest, staff: User | None) -> None:
+    if staff is None:
+        if row.state != State.IN_WAITING_PERIOD or not may_complete_automatically(row):
+            raise CompletionRefusedError("This request cannot complete by itself now.")
+    else:
+        judged = verdict(row)
+        if row.state != State.AWAITING_APPROVAL or not judged.may_complete:
+            raise CompletionRefusedError(
+                "This request cannot complete yet: "
+                + ("; ".join(judged.missing) or State(row.state).label.lower()))
+    if row.contact_confirmed_at is None:
+        raise CompletionRefusedError("The requester's contact address is not confirmed.")
 
 
 def _take_back(user: User) -> dict[str, int]:
@@ -69,8 +94,9 @@ def _take_back(user: User) -> dict[str, int]:
     return removed
 
 
-def _hand_over(user: User, address: str) -> None:
+def _hand_over(user: User, address: str) -> list[str]:
     now = timezone.now()
+    unverified = unverify_all_but(user=user, address=address)
     Email.objects.filter(user=user, primary=True).update(primary=False)
     email = Email.objects.filter(user=user, address__iexact=address).first()
     try:
@@ -90,19 +116,21 @@ def _hand_over(user: User, address: str) -> None:
     user.set_unusable_password()
     user.failed_signins = 0
     user.save(update_fields=["password", "failed_signins"])
+    return unverified
 
 
 def _record(
-    row: RecoveryRequest, user: User, staff: User, request: HttpRequest | None,
-    removed: dict[str, int],
+    row: RecoveryRequest, user: User, staff: User | None, request: HttpRequest | None,
+    removed: dict[str, object],
 ) -> None:
     record_event(user=user, kind=EventKind.RECOVERY_COMPLETED, request=request,
                  details={"request": row.public_id, "removed": removed})
-    StaffAction.objects.create(
-        staff=staff, subject=user, action="recovery:complete", reason=row.public_id,
-        before={"removed": removed}, after={"primary": row.contact_email},
-    )
-    # Every verified address already heard of the completion from the workflow's notice.
+    if staff is not None:
+        StaffAction.objects.create(
+            staff=staff, subject=user, action="recovery:complete", reason=row.public_id,
+            before={"removed": removed}, after={"primary": row.contact_email},
+        )
+    # Every address verified until now heard of the completion from the workflow's notice.
     send_mail(to=[row.contact_email], template="recovery_reset_link",
               context={"username": user.username},
               link_builder="relatch.accounts.passwords.reset.reset_link",

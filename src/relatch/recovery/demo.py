@@ -61,10 +61,11 @@ def _file_request() -> RecoveryRequest:
 
 
 def _filed_note(recovery: RecoveryRequest) -> str:
-    if recovery.state == State.CANCELLED:
-        # "This wasn't me" blocks new requests for a while: filed, and cancelled quietly.
-        return f"Filed recovery request {recovery.public_id}, cancelled: {USERNAME} is blocked."
+    recovery.refresh_from_db()
+    if recovery.state == State.ON_HOLD:
+        # After "this wasn't me", every request for the account is held for staff.
+        return f"Filed recovery request {recovery.public_id}, on hold: {USERNAME} is blocked."
     return (
-        f"Filed recovery request {recovery.public_id} for {USERNAME} (lost authenticator); "
-        "staff see it at /desk/."
+        f"Filed recovery request {recovery.public_id} for {USERNAME} (lost authenticator; "
+        "her password and mailbox proofs are asked for); staff see it at /desk/."
     )

@@ -68,6 +68,7 @@ class PassReport:
     """What one pass did (returned by the task, so the worker's result row says it)."""
 
     waits_ended: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
     reminded: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     branches_checked: list[int] = field(default_factory=list)
@@ -82,8 +83,8 @@ def run_pass(*, now: datetime | None = None) -> PassReport:
     report = PassReport()
     _each(_waits_over(now), report, lambda r: _end_wait(r, report))
     _each(_quiet_requests(), report, lambda r: _nudge_or_close(r, now, report))
-    # No savepoint around the branch checks: git runs over the network, and the proofs
-    # service keeps it outside any transaction (it records the result in its own).
+    # No savepoint around the branch checks: each expiry and each queued check commits in
+    # its own transaction (git itself runs in the worker's check_branch task, never here).
     _each(_pending_branches(), report, lambda p: _recheck_branch(p, report), atomic=False)
     _each(["unconfirmed requests"], report, lambda _: _delete_unconfirmed(now, report))
     return report
@@ -111,9 +112,24 @@ def _waits_over(now: datetime) -> QuerySet[RecoveryRequest]:
 
 
 def _end_wait(recovery: RecoveryRequest, report: PassReport) -> None:
-    workflow.move(recovery=recovery, to=State.AWAITING_APPROVAL, actor=workflow.Actor.SYSTEM,
-                  reason="The waiting period ended.")
+    """At the end of a wait: complete an automatic request nobody objected to, hold one whose
+    account is blocked, send back one whose proofs no longer suffice, or ask staff."""
+    from relatch.recovery.completion import complete_recovery
+    from relatch.recovery.holds import active_block, hold
+    from relatch.recovery.policy import may_complete_automatically, missing_proof
+
     report.waits_ended.append(recovery.public_id)
+    if recovery.user is not None and active_block(recovery.user) is not None:
+        hold(recovery=recovery, reason="The wait ended while the account's recovery is blocked.")
+    elif may_complete_automatically(recovery):
+        complete_recovery(recovery=recovery, staff=None)
+        report.completed.append(recovery.public_id)
+    elif missing_proof(recovery):
+        workflow.move(recovery=recovery, to=State.AWAITING_PROOF, actor=workflow.Actor.SYSTEM,
+                      reason="The waiting period ended, but the proofs no longer suffice.")
+    else:
+        workflow.move(recovery=recovery, to=State.AWAITING_APPROVAL,
+                      actor=workflow.Actor.SYSTEM, reason="The waiting period ended.")
 
 
 # -- reminders and closure -----------------------------------------------------------------
@@ -210,16 +226,20 @@ def _pending_branches() -> QuerySet[RecoveryProof]:
 
 
 def _recheck_branch(proof: RecoveryProof, report: PassReport) -> None:
-    """Look for the branch again; the proofs service also expires a proof whose time is up
-    (recording, announcing and moving the request on as for any other outcome)."""
-    from relatch.recovery.proofs.services import check_repo_branch
+    """Expire a proof whose time is up (recorded, announced, the request moved on as for
+    any other outcome: no git runs); else queue a worker check of its repository, unless
+    one is already queued. ``branches_checked`` lists the proofs with a check on its way."""
+    from relatch.recovery.proofs import branch_checks
+    from relatch.recovery.proofs.services import ProofError
 
-    check_repo_branch(proof=proof)
-    proof.refresh_from_db()
-    if proof.status == RecoveryProof.Status.EXPIRED:
+    if branch_checks.expire_if_due(proof=proof):
         report.branches_expired.append(proof.pk)
-    else:
-        report.branches_checked.append(proof.pk)
+        return
+    try:
+        branch_checks.request_check(proof=proof, by_requester=False)
+    except ProofError:
+        return  # not open to proofs now (e.g. on hold): the next pass looks again
+    report.branches_checked.append(proof.pk)
 
 
 # -- requests never filed ------------------------------------------------------------------

@@ -20,11 +20,13 @@ class State(models.TextChoices):
     DENIED = "denied", "Denied"
     CANCELLED = "cancelled", "Cancelled"
     CLOSED_NO_RESPONSE = "closed_no_response", "Closed for lack of response"
+    # Someone said "this wasn't me": nothing moves until staff resume or deny it.
+    ON_HOLD = "on_hold", "On hold"
 
 
 # The desk's working queue: requests that still need someone (recovery.desk.queries).
 OPEN_STATES = (State.SUBMITTED, State.AWAITING_PROOF, State.IN_WAITING_PERIOD,
-               State.AWAITING_APPROVAL)
+               State.AWAITING_APPROVAL, State.ON_HOLD)
 
 
 class ProofKind(models.TextChoices):
@@ -33,6 +35,8 @@ class ProofKind(models.TextChoices):
     ACCOUNT_EMAIL = "account_email", "A code sent to an address of the account"
     PASSWORD = "password", "The account's password"
     RECOVERY_CODE = "recovery_code", "A recovery code of the account"
+    TOTP = "totp", "A code from the account's authenticator app"
+    SECURITY_KEY = "security_key", "One of the account's security keys"
     CO_OWNER = "co_owner", "A co-owner vouches"
 
 
@@ -58,7 +62,8 @@ class RecoveryRequest(models.Model):
     state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
-    # The end of the enforced waiting period, while in it.
+    # The enforced waiting period: when the last one started and when it ends (or ended).
+    wait_started_at = models.DateTimeField(null=True, blank=True)
     wait_ends_at = models.DateTimeField(null=True, blank=True)
     # When the requester was last asked for something and has not answered since.
     awaiting_requester_since = models.DateTimeField(null=True, blank=True)
@@ -75,6 +80,13 @@ class RecoveryRequest(models.Model):
     contact_code_expires_at = models.DateTimeField(null=True, blank=True)
     contact_code_attempts = models.PositiveSmallIntegerField(default=0)
     reminders_sent = models.PositiveSmallIntegerField(default=0)
+    # While on hold: the state staff resume it to.
+    held_from = models.CharField(max_length=20, choices=State.choices, blank=True)
+    # Raised to the top of the desk (a "this wasn't me"); cleared when staff decide.
+    urgent_since = models.DateTimeField(null=True, blank=True)
+    # In a waiting period announced as ending in completion without staff (DESIGN §5: an
+    # account without projects, two independent sources, 24 hours with no objection).
+    completes_automatically = models.BooleanField(default=False)
 
     class Meta:
         ordering: ClassVar = ["created_at"]
@@ -99,6 +111,10 @@ class RecoveryRequest(models.Model):
                 condition=~models.Q(state="in_waiting_period")
                 | models.Q(wait_ends_at__isnull=False),
                 name="recovery_wait_has_end",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(state="on_hold") | ~models.Q(held_from=""),
+                name="recovery_hold_knows_its_state",
             ),
             models.CheckConstraint(
                 condition=models.Q(agreed_to_code_of_conduct=True)
@@ -215,7 +231,8 @@ class RecoveryApproval(models.Model):
 
 
 class RecoveryBlock(models.Model):
-    """After the owner says "this wasn't me", new requests for the account wait until ``until``."""
+    """After someone says "this wasn't me", every request for the account is held until
+    ``until`` or until staff lift the block with a written reason."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_blocks"
@@ -223,6 +240,12 @@ class RecoveryBlock(models.Model):
     until = models.DateTimeField()
     reason = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+        related_name="+",
+    )
+    lift_reason = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"recovery block on {self.user_id} until {self.until:%Y-%m-%d}"

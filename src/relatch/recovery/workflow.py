@@ -16,28 +16,45 @@ from relatch.audit.models import EventKind, StaffAction
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 from relatch.recovery.models import RecoveryRequest, RecoveryTransition, State
-from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER
+from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER, STATUS_LINK_BUILDER
 
 Actor = RecoveryTransition.Actor
 
 TERMINAL = frozenset({State.COMPLETED, State.DENIED, State.CANCELLED})
-_EXITS = {State.DENIED, State.CANCELLED}
+_EXITS = {State.DENIED, State.CANCELLED, State.ON_HOLD}
+# Moves that bring an account closer to being handed over: refused while the account is
+# blocked by a "this wasn't me", and out of a hold for anyone but staff (DESIGN §5: blocks
+# and holds are read at every transition, not only at filing).
+FORWARD = frozenset({State.AWAITING_PROOF, State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL,
+                     State.COMPLETED, State.SUBMITTED})
 
 # from -> the states it may move to. Completion is reached only from awaiting_approval, and
-# only when ``relatch.recovery.policy`` agrees (see completion.py).
+# only when ``relatch.recovery.policy`` agrees (see completion.py). A waiting period may
+# become another (a second source shortens it to the announced 24 hours).
 ALLOWED: dict[State, frozenset[State]] = {
     State.SUBMITTED: frozenset({State.AWAITING_PROOF, State.CLOSED_NO_RESPONSE, *_EXITS}),
     State.AWAITING_PROOF: frozenset(
         {State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL, State.CLOSED_NO_RESPONSE, *_EXITS}
     ),
-    State.IN_WAITING_PERIOD: frozenset({State.AWAITING_PROOF, State.AWAITING_APPROVAL, *_EXITS}),
+    State.IN_WAITING_PERIOD: frozenset({State.AWAITING_PROOF, State.IN_WAITING_PERIOD,
+                                        State.AWAITING_APPROVAL, State.COMPLETED, *_EXITS}),
     State.AWAITING_APPROVAL: frozenset({State.AWAITING_PROOF, State.COMPLETED, *_EXITS}),
+    # Staff resume a held request to where it was, or deny it; its requester may cancel it.
+    State.ON_HOLD: frozenset({State.SUBMITTED, State.AWAITING_PROOF, State.IN_WAITING_PERIOD,
+                              State.AWAITING_APPROVAL, State.DENIED, State.CANCELLED}),
     # A request closed for silence can be reopened by its requester.
     State.CLOSED_NO_RESPONSE: frozenset({State.AWAITING_PROOF, State.CANCELLED}),
     State.COMPLETED: frozenset(),
     State.DENIED: frozenset(),
     State.CANCELLED: frozenset(),
 }
+# What the requester reads: a hold is staff's to resolve; it does not say who objected.
+REQUESTER_LABELS = {State.ON_HOLD: "Waiting for staff review"}
+
+
+def requester_label(state: str) -> str:
+    """The state as the requester's page and mails name it."""
+    return str(REQUESTER_LABELS.get(State(state), State(state).label))
 
 
 class TransitionRefusedError(Exception):
@@ -70,9 +87,26 @@ def move(
         raise TransitionRefusedError("A staff move names the staff member.")
     if to == State.IN_WAITING_PERIOD and (wait_ends_at is None or wait_ends_at <= timezone.now()):
         raise TransitionRefusedError("A waiting period needs an end in the future.")
+    _check_hold_and_block(row, to, actor)
     transition = _apply(row, to, actor, staff, reason, wait_ends_at)
     recovery.refresh_from_db()
     return transition
+
+
+def _check_hold_and_block(row: RecoveryRequest, to: State, actor: str) -> None:
+    from relatch.recovery.holds import active_block
+
+    if to not in FORWARD:
+        return
+    if row.state == State.ON_HOLD and (actor != Actor.STAFF or to != row.held_from):
+        raise TransitionRefusedError(
+            "This request is on hold: only staff can resume it, to where it was."
+        )
+    if row.user is not None and active_block(row.user) is not None:
+        raise TransitionRefusedError(
+            "Someone said \"this wasn't me\" about a recovery of this account: staff must "
+            "lift the block before any request for it goes on."
+        )
 
 
 def _apply(
@@ -88,10 +122,17 @@ def _apply(
     transition = RecoveryTransition.objects.create(
         request=row, from_state=row.state, to_state=to, actor=actor, staff=staff, reason=reason
     )
+    if to == State.ON_HOLD:
+        row.held_from = row.state
+    elif row.state == State.ON_HOLD:
+        row.held_from = ""
     row.state = to
     row.updated_at = now
     if to == State.IN_WAITING_PERIOD:
+        row.wait_started_at = now
         row.wait_ends_at = wait_ends_at
+    if to != State.IN_WAITING_PERIOD and to != State.ON_HOLD:
+        row.completes_automatically = False
     if to in TERMINAL or to == State.CLOSED_NO_RESPONSE:
         row.closed_at = now
     row.save()
@@ -110,6 +151,7 @@ def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
         "request_id": row.public_id,
         "from_state": State(transition.from_state).label,
         "to_state": State(transition.to_state).label,
+        "completes_automatically": row.completes_automatically,
         "wait_ends_at": _iso(row.wait_ends_at) if row.state == State.IN_WAITING_PERIOD else "",
     }
     account_addresses: set[str] = set()
@@ -118,8 +160,10 @@ def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
                      details={"request": row.public_id, "state": transition.to_state})
         account_addresses = {a.lower() for a in verified_addresses(row.user)}
         # A notice of a live request carries the one-click "this wasn't me" link (NIST N11),
-        # made at delivery; a closed one has nothing left to stop.
-        live = row.state not in TERMINAL and row.state != State.CLOSED_NO_RESPONSE
+        # made at delivery; so does a completion, which that link then reports and freezes
+        # (relatch.recovery.objections). A denied or cancelled one has nothing left to stop.
+        live = row.state == State.COMPLETED or (
+            row.state not in TERMINAL and row.state != State.CLOSED_NO_RESPONSE)
         send_mail(
             to=sorted(account_addresses),
             template="recovery_state_changed",
@@ -130,7 +174,10 @@ def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
     # The requester hears too, once, unless their contact address is already one of those.
     if row.contact_confirmed_at is not None and row.contact_email.lower() not in account_addresses:
         send_mail(to=[row.contact_email], template="recovery_state_changed",
-                  context={**context, "requester": True})
+                  context={**context, "requester": True,
+                           "from_state": requester_label(transition.from_state),
+                           "to_state": requester_label(transition.to_state)},
+                  link_builder=STATUS_LINK_BUILDER, link_args={"recovery_id": row.pk})
 
 
 def _iso(moment: datetime | None) -> str:

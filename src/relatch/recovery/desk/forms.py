@@ -101,6 +101,35 @@ class OverrideForm(forms.Form):
     )
 
 
+class ResumeForm(forms.Form):
+    reason = _reason_field("Why is it the owner's request?", "Resuming needs a written reason.")
+
+
+class LiftBlockForm(forms.Form):
+    reason = _reason_field("Why lift the block?", "Lifting a block needs a written reason.")
+
+
+class UnfreezeForm(forms.Form):
+    reason = _reason_field("Why unfreeze the account?", "Unfreezing needs a written reason.")
+
+
+class CompleteForm(forms.Form):
+    """Completion, with the recent changes staff choose to reverse (ids of security events;
+    the service reverses only those that ``recent_changes`` offers)."""
+
+    reverse = forms.TypedMultipleChoiceField(
+        label="Also reverse these changes", required=False, coerce=int, choices=[],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"invalid_choice": "Choose changes from the list (it may have changed: "
+                                          "reload the page)."},
+    )
+
+    def __init__(self, *args: Any, changes: list[tuple[int, str]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reverse"].choices = changes or []  # type: ignore[attr-defined]
+
+
 class UserSearchForm(forms.Form):
     """The desk's user search: one text, matched as a username, an address or a prefix."""
 

@@ -238,3 +238,39 @@ def _release_urls(project_urls: object, home_page: str) -> list[tuple[str, str]]
     if home_page:
         pairs.append(("Home-page", home_page))
     return [(str(label), str(url)) for label, url in pairs if isinstance(url, str) and url]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What a "this wasn't me" left on the account: a freeze, a block, an urgent mark."""
+
+    frozen_at: datetime | None
+    is_frozen: bool
+    block_until: datetime | None
+    block_reason: str
+    urgent_since: datetime | None
+
+
+def standing(recovery: RecoveryRequest) -> Standing | None:
+    """The account's freeze and block, and the request's urgency (None: no account)."""
+    from relatch.recovery.holds import active_block
+
+    user = recovery.user
+    if user is None:
+        return None
+    user.refresh_from_db(fields=["is_frozen", "frozen_at"])
+    block = active_block(user)
+    return Standing(frozen_at=user.frozen_at, is_frozen=user.is_frozen,
+                    block_until=block.until if block else None,
+                    block_reason=block.reason if block else "",
+                    urgent_since=recovery.urgent_since)
+
+
+def urgent(*, limit: int = QUEUE_PAGE, now: datetime | None = None) -> list[QueueRow]:
+    """Requests raised by a "this wasn't me", the longest waiting first: shown above the
+    queue whatever its filters, until staff decide."""
+    now = now or timezone.now()
+    rows = (_annotated().filter(urgent_since__isnull=False)
+            .order_by("urgent_since", "id")[:limit])
+    target = first_answer_target()
+    return [_row(r, now, target) for r in rows]

@@ -35,7 +35,7 @@ MAX_REASON = 2000
 # Approvals count only once the evidence is in: during the wait or at the approval step.
 APPROVABLE = frozenset({State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL})
 ACTIVE = frozenset({State.SUBMITTED, State.AWAITING_PROOF, State.IN_WAITING_PERIOD,
-                    State.AWAITING_APPROVAL})
+                    State.AWAITING_APPROVAL, State.ON_HOLD})
 
 
 class DeskRefusedError(Exception):
@@ -204,6 +204,7 @@ def deny(*, recovery: RecoveryRequest, staff: User, reason: str) -> None:
     reason = _reason(reason, "Denying a request")
     row = _locked(recovery, staff)
     _move(row, State.DENIED, staff, reason)  # the workflow writes the StaffAction
+    RecoveryRequest.objects.filter(pk=row.pk).update(urgent_since=None)
     recovery.refresh_from_db()
 
 
@@ -217,6 +218,8 @@ def override(*, recovery: RecoveryRequest, staff: User, reason: str) -> None:
         raise DeskRefusedError("No account has this username: there is nothing to recover.")
     if row.state == State.IN_WAITING_PERIOD:
         raise DeskRefusedError("This request is already in its waiting period.")
+    if row.state == State.ON_HOLD:
+        raise DeskRefusedError("This request is on hold: resume it first.")
     before = {"override_reason": row.override_reason, "state": row.state}
     row.override_reason = reason
     row.save(update_fields=["override_reason"])
@@ -230,14 +233,17 @@ def override(*, recovery: RecoveryRequest, staff: User, reason: str) -> None:
     recovery.refresh_from_db()
 
 
-def complete(*, recovery: RecoveryRequest, staff: User, request: HttpRequest | None = None) -> None:
-    """Complete the recovery if the policy allows it (completion.py records and announces)."""
+def complete(*, recovery: RecoveryRequest, staff: User, request: HttpRequest | None = None,
+             reverse: list[int] | None = None) -> None:
+    """Complete the recovery if the policy allows it, undoing the chosen recent changes
+    (``reverse``: their ids from ``relatch.recovery.takeover.recent_changes``); completion.py
+    records and announces."""
     from relatch.recovery.completion import CompletionRefusedError, complete_recovery
 
     with transaction.atomic():
         row = _locked(recovery, staff)
         try:
-            complete_recovery(recovery=row, staff=staff, request=request)
+            complete_recovery(recovery=row, staff=staff, request=request, reverse=reverse)
         except CompletionRefusedError as refusal:
             raise DeskRefusedError(refusal.message) from refusal
     recovery.refresh_from_db()
@@ -245,3 +251,57 @@ def complete(*, recovery: RecoveryRequest, staff: User, request: HttpRequest | N
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat() if moment else ""
+
+
+# -- holds, blocks and freezes ("this wasn't me") ------------------------------------------
+
+
+@transaction.atomic
+def resume(*, recovery: RecoveryRequest, staff: User, reason: str) -> None:
+    """It was the owner: lift the account's block and move the held request back to where it
+    was, then let its proofs carry it on. Other held requests of the account stay held."""
+    from relatch.recovery.holds import lift_block
+    from relatch.recovery.proofs.outcomes import after_proof
+
+    reason = _reason(reason, "Resuming a request")
+    row = _locked(recovery, staff)
+    if row.state != State.ON_HOLD or row.user is None:
+        raise DeskRefusedError("Only a request on hold can be resumed.")
+    lift_block(user=row.user, staff=staff, reason=reason)
+    _move(row, State(row.held_from), staff, reason)
+    RecoveryRequest.objects.filter(pk=row.pk).update(urgent_since=None)
+    row.refresh_from_db()
+    if row.state == State.SUBMITTED and row.proofs.exists():
+        _move(row, State.AWAITING_PROOF, staff, "Resumed with proofs already asked for.")
+    after_proof(recovery=row)
+    recovery.refresh_from_db()
+
+
+@transaction.atomic
+def lift_block(*, recovery: RecoveryRequest, staff: User, reason: str) -> int:
+    """Lift the "this wasn't me" block on the request's account (held requests stay held
+    until resumed or denied); how many blocks were lifted."""
+    from relatch.recovery.holds import lift_block as lift
+
+    reason = _reason(reason, "Lifting a block")
+    row = _locked(recovery, staff, active=False)
+    if row.user is None:
+        raise DeskRefusedError("No account has this username: there is no block to lift.")
+    lifted = lift(user=row.user, staff=staff, reason=reason)
+    if not lifted:
+        raise DeskRefusedError("No block stands on this account.")
+    return lifted
+
+
+@transaction.atomic
+def unfreeze(*, recovery: RecoveryRequest, staff: User, reason: str) -> None:
+    """Unfreeze the request's account; its requests that are not on hold leave the urgent
+    list (staff have decided about them)."""
+    from relatch.accounts.freeze import unfreeze_account
+
+    reason = _reason(reason, "Unfreezing an account")
+    row = _locked(recovery, staff, active=False)
+    if row.user is None or not unfreeze_account(user=row.user, staff=staff, reason=reason):
+        raise DeskRefusedError("This account is not frozen.")
+    RecoveryRequest.objects.filter(user=row.user, urgent_since__isnull=False).exclude(
+        state=State.ON_HOLD).update(urgent_since=None)

@@ -19,4 +19,7 @@ urlpatterns = [
     path("<str:public_id>/deny/", views.deny, name="deny"),
     path("<str:public_id>/override/", views.override, name="override"),
     path("<str:public_id>/complete/", views.complete, name="complete"),
+    path("<str:public_id>/resume/", views.resume, name="resume"),
+    path("<str:public_id>/lift-block/", views.lift_block, name="lift_block"),
+    path("<str:public_id>/unfreeze/", views.unfreeze, name="unfreeze"),
 ]

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,21 +25,28 @@ from relatch.mfa.policy import has_second_factor
 from relatch.recovery.desk import queries, services
 from relatch.recovery.desk.forms import (
     AssignForm,
+    CompleteForm,
     DenyForm,
+    LiftBlockForm,
     MessageForm,
     OverrideForm,
     ProofForm,
     QueueFilterForm,
+    ResumeForm,
+    UnfreezeForm,
 )
 from relatch.recovery.desk.services import DeskRefusedError
 from relatch.recovery.models import RecoveryRequest
 from relatch.recovery.policy import verdict
+from relatch.recovery.sources import Judged
+from relatch.recovery.takeover import recent_changes
 
 View = Callable[..., HttpResponse]
 MAX_PUBLIC_ID = 24  # RecoveryRequest.public_id's length: anything longer names no request
 FORMS: dict[str, type[forms.Form]] = {
     "assign_form": AssignForm, "message_form": MessageForm, "proof_form": ProofForm,
-    "deny_form": DenyForm, "override_form": OverrideForm,
+    "deny_form": DenyForm, "override_form": OverrideForm, "resume_form": ResumeForm,
+    "lift_form": LiftBlockForm, "unfreeze_form": UnfreezeForm, "complete_form": CompleteForm,
 }
 
 
@@ -78,7 +86,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     rows = queries.queue(**filters, after=after, limit=queries.QUEUE_PAGE + 1)
     shown = rows[: queries.QUEUE_PAGE]
     return render(request, "recovery/desk/queue.html", {
-        "form": form, "rows": shown, "after": after, "first_query": _page_query(request, None),
+        "form": form, "rows": shown, "urgent": queries.urgent(), "after": after,
+        "first_query": _page_query(request, None),
         "next_query": _page_query(request, shown[-1].public_id) if len(rows) > len(shown)
         else "",
         "target": queries.first_answer_target(),
@@ -120,20 +129,38 @@ def detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int = 200,
                  **bound: forms.Form) -> HttpResponse:
     staff = _staff(request)
-    context: dict[str, Any] = {name: form_class() for name, form_class in FORMS.items()}
+    changes = recent_changes(recovery)
+    said = verdict(recovery) if recovery.user_id else None
+    judged = {item.proof.pk: item for item in said.judged} if said else {}
+    context: dict[str, Any] = {name: _form(name, recovery) for name in FORMS}
     context.update(bound)
     context.update({
         "recovery": recovery, "facts": queries.account_facts(recovery),
-        "proofs": list(recovery.proofs.select_related("requested_by")),
+        "changes": changes, "standing": queries.standing(recovery),
+        "proofs": _proof_rows(recovery, judged),
         "weak_evidence": _weak_evidence(recovery),
         "approvals": list(recovery.approvals.select_related("staff").order_by("created_at")),
         "transitions": list(recovery.transitions.select_related("staff")),
         "messages_": list(recovery.messages.select_related("staff")),
-        "verdict": verdict(recovery) if recovery.user_id else None,
+        "verdict": said,
         "own_account": recovery.user_id == staff.pk,
+        "wait_days": settings.RECOVERY_WAIT.days,
         "target": queries.first_answer_target(),
     })
     return render(request, "recovery/desk/detail.html", context, status=status)
+
+
+def _proof_rows(recovery: RecoveryRequest, judged: dict[int, Judged]) -> list[dict[str, Any]]:
+    """Each proof with what the policy counted it as (satisfied ones only)."""
+    return [{"proof": proof, "judged": judged.get(proof.pk)}
+            for proof in recovery.proofs.select_related("requested_by")]
+
+
+def _form(name: str, recovery: RecoveryRequest, data: Any = None) -> forms.Form:
+    if name == "complete_form":
+        offered = [(c.event_id, c.undo) for c in recent_changes(recovery) if c.undo]
+        return CompleteForm(data, changes=offered)
+    return FORMS[name](data)
 
 
 def _weak_evidence(recovery: RecoveryRequest) -> list[str]:
@@ -160,7 +187,7 @@ def _action(form_name: str | None, handler: Handler) -> View:
         if not is_recently_authenticated(request):
             messages.info(request, "Confirm your password, then send the form again.")
             return redirect(reauthenticate_url(back))
-        form = FORMS[form_name](request.POST) if form_name else None
+        form = _form(form_name, recovery, request.POST) if form_name else None
         if form is not None and form_name and not form.is_valid():
             return _detail_page(request, recovery, status=400, **{form_name: form})
         try:
@@ -212,8 +239,25 @@ def _override(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[
 
 
 def _complete(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
-    services.complete(recovery=r, staff=staff, request=request)
-    return "The recovery is complete; the requester was sent a link to set a password."
+    chosen = list(data.get("reverse") or [])
+    services.complete(recovery=r, staff=staff, request=request, reverse=chosen)
+    undone = f" {len(chosen)} recent change(s) reversed." if chosen else ""
+    return f"The recovery is complete; the requester was sent a link to set a password.{undone}"
+
+
+def _resume(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.resume(recovery=r, staff=staff, reason=data["reason"])
+    return "The request goes on; the block on the account is lifted."
+
+
+def _lift(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.lift_block(recovery=r, staff=staff, reason=data["reason"])
+    return "The block is lifted. Requests on hold stay on hold until resumed or denied."
+
+
+def _unfreeze(request: HttpRequest, r: RecoveryRequest, staff: User, data: dict[str, Any]) -> str:
+    services.unfreeze(recovery=r, staff=staff, reason=data["reason"])
+    return "The account is unfrozen."
 
 
 assign = _action("assign_form", _assign)
@@ -223,4 +267,7 @@ request_proof = _action("proof_form", _proof)
 approve = _action(None, _approve)
 deny = _action("deny_form", _deny)
 override = _action("override_form", _override)
-complete = _action(None, _complete)
+complete = _action("complete_form", _complete)
+resume = _action("resume_form", _resume)
+lift_block = _action("lift_form", _lift)
+unfreeze = _action("unfreeze_form", _unfreeze)

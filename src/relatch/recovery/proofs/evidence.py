@@ -9,7 +9,6 @@ from email.utils import getaddresses
 from relatch.accounts.models import Email, User
 from relatch.index.models import Project, Release, Role
 from relatch.recovery.models import RecoveryRequest
-from relatch.recovery.proofs.git import repository_urls
 
 
 def mask_address(address: str) -> str:
@@ -26,12 +25,6 @@ def projects_of(user: User) -> list[Project]:
     return list(Project.objects.filter(roles__user=user).distinct().order_by("normalized_name"))
 
 
-def projects_with_repositories(user: User) -> list[tuple[Project, list[str]]]:
-    """The account's projects whose metadata names a repository (the repo_branch choices)."""
-    found = [(project, repository_urls(project)) for project in projects_of(user)]
-    return [(project, urls) for project, urls in found if urls]
-
-
 def shared_owned_projects(user: User, other: User) -> list[Project]:
     """Projects that both accounts own (who may vouch as a co-owner)."""
     owned = Role.objects.filter(user=user, kind=Role.Kind.OWNER).values("project")
@@ -44,15 +37,26 @@ def _metadata_addresses(release: Release) -> set[str]:
     return {address.lower() for _, address in getaddresses(fields) if "@" in address}
 
 
+def _provenance(release: Release, account: User) -> str:
+    """Who wrote a release's metadata: anyone who uploads writes what they like into it."""
+    if release.uploader_id == account.pk:
+        return f"{release.version} (uploaded by this account)"
+    who = release.uploader.username if release.uploader else "no account"
+    return f"{release.version} (uploaded by {who}, NOT this account)"
+
+
 def weak_evidence(recovery: RecoveryRequest) -> list[str]:
-    """Lines for staff: metadata naming the contact address, the account's projects."""
+    """Lines for staff: metadata naming the contact address, with who uploaded it (issue 15:
+    a maintainer's own upload must not read as evidence for them), and the account's
+    projects."""
     if recovery.user is None:
         return []
     contact = recovery.contact_email.lower()
     lines: list[str] = []
     for project in projects_of(recovery.user):
-        releases = list(project.releases.order_by("created_at"))
-        named = [r.version for r in releases if contact in _metadata_addresses(r)]
+        releases = list(project.releases.select_related("uploader").order_by("created_at"))
+        named = [_provenance(r, recovery.user) for r in releases
+                 if contact in _metadata_addresses(r)]
         if named:
             lines.append(f"The metadata of {project.name} {', '.join(named)} names the contact "
                          f"address {recovery.contact_email} as author or maintainer.")

@@ -16,12 +16,17 @@ from relatch.audit.services import record_event
 from relatch.mfa.policy import has_second_factor
 from relatch.notify.services import send_mail
 from relatch.recovery import workflow
+from relatch.recovery.holds import active_block, hold
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
-from relatch.recovery.policy import missing_proof, satisfied_kinds
+from relatch.recovery.policy import auto_wait, missing_proof, qualifies_for_auto_wait
+from relatch.recovery.sources import independent_sources
 
 Status = RecoveryProof.Status
-# Proofs are taken only while the request is still open to them.
-OPEN_STATES = frozenset({State.AWAITING_PROOF, State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL})
+# Proofs are taken only while the request is still open to them; a hold stops the request
+# from moving on, not its requester from answering (the owner's own request may be the one
+# a hijacker's "this wasn't me" held).
+OPEN_STATES = frozenset({State.AWAITING_PROOF, State.IN_WAITING_PERIOD, State.AWAITING_APPROVAL,
+                         State.ON_HOLD})
 
 
 def settle(proof: RecoveryProof, status: str, *, result: str, **evidence: Any) -> None:
@@ -58,18 +63,36 @@ def _announce(proof: RecoveryProof) -> None:
 
 @transaction.atomic
 def after_proof(*, recovery: RecoveryRequest) -> None:
-    """Move ``recovery`` on when its proofs allow: to awaiting approval when they are enough,
-    or into the enforced waiting period when a 2FA account has exactly one (DESIGN §5)."""
+    """Move ``recovery`` on when its sources allow (DESIGN §5): into the announced 24-hour
+    wait that ends in completion (no projects, two independent sources), to awaiting approval
+    when they are enough, or into the enforced waiting period when a 2FA account has one.
+    A block on the account holds the request instead: nothing moves on during one."""
     recovery.refresh_from_db()
     if recovery.user is None or recovery.state not in (State.AWAITING_PROOF,
                                                         State.IN_WAITING_PERIOD):
         return
-    if not missing_proof(recovery):
+    if active_block(recovery.user) is not None:
+        hold(recovery=recovery, reason="A proof arrived while the account's recovery is blocked.")
+    elif qualifies_for_auto_wait(recovery):
+        _start_auto_wait(recovery)
+    elif not missing_proof(recovery):
         workflow.move(recovery=recovery, to=State.AWAITING_APPROVAL,
-                      actor=workflow.Actor.SYSTEM, reason="The proofs are enough.")
+                      actor=workflow.Actor.SYSTEM, reason="The independent sources are enough.")
     elif (recovery.state == State.AWAITING_PROOF and has_second_factor(recovery.user)
-          and len(satisfied_kinds(recovery)) == 1):
+          and len(independent_sources(recovery)) == 1):
         workflow.move(recovery=recovery, to=State.IN_WAITING_PERIOD,
                       actor=workflow.Actor.SYSTEM,
-                      reason="One proof on an account with two-step sign-in: a waiting period.",
+                      reason="One independent source on an account with two-step sign-in: "
+                             "a waiting period.",
                       wait_ends_at=timezone.now() + settings.RECOVERY_WAIT)
+
+
+def _start_auto_wait(recovery: RecoveryRequest) -> None:
+    if recovery.state == State.IN_WAITING_PERIOD and recovery.completes_automatically:
+        return  # announced already; a third proof does not restart the clock
+    RecoveryRequest.objects.filter(pk=recovery.pk).update(completes_automatically=True)
+    recovery.refresh_from_db()
+    workflow.move(recovery=recovery, to=State.IN_WAITING_PERIOD, actor=workflow.Actor.SYSTEM,
+                  reason="Two independent sources on an account that owns no project: it "
+                         "completes by itself after the announced wait unless someone objects.",
+                  wait_ends_at=timezone.now() + auto_wait())

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -13,15 +14,23 @@ from django.views.decorators.http import require_http_methods
 from relatch.accounts.emails.middleware import verified_email_not_required
 from relatch.accounts.models import User
 from relatch.accounts.reauth import require_recent_auth
+from relatch.mfa.newdevice.forms import AppCodeForm, RecoveryCodeForm, SecurityKeyForm
 from relatch.recovery.models import ProofKind, RecoveryProof
-from relatch.recovery.proofs import forms, services
+from relatch.recovery.proofs import branch_checks, forms, services
 from relatch.recovery.proofs.evidence import (
     mask_address,
     shared_owned_projects,
     verified_account_emails,
 )
+from relatch.recovery.proofs.factors import security_key_options, submit_factor
+from relatch.recovery.sources import vouch_refusal
 
 MAX_PATH_PART = 100
+# The same forms as the sign-in's second step: the same bounds and the same words.
+FACTOR_FORMS: dict[ProofKind, type[django_forms.Form]] = {
+    ProofKind.TOTP: AppCodeForm, ProofKind.RECOVERY_CODE: RecoveryCodeForm,
+    ProofKind.SECURITY_KEY: SecurityKeyForm,
+}
 
 
 def proof_page_url(proof: RecoveryProof) -> str:
@@ -73,6 +82,7 @@ def _page_context(request: HttpRequest, proof: RecoveryProof, token: str) -> dic
                                "is_pending": proof.status == RecoveryProof.Status.PENDING}
     if proof.kind == ProofKind.REPO_BRANCH and context["is_pending"]:
         context["branch"] = _shown_branch(proof)
+        context["check"] = branch_checks.shown(proof)
     if proof.kind == ProofKind.API_TOKEN:
         context["form"] = forms.ApiTokenForm()
     elif proof.kind == ProofKind.PASSWORD:
@@ -82,6 +92,10 @@ def _page_context(request: HttpRequest, proof: RecoveryProof, token: str) -> dic
         context["form"] = forms.CodeForm()
     elif proof.kind == ProofKind.CO_OWNER:
         context["vouch_url"] = settings.BASE_URL + reverse("proofs:vouch", args=[proof.pk])
+    elif proof.kind in FACTOR_FORMS:
+        context["form"] = FACTOR_FORMS[ProofKind(proof.kind)]()
+        if proof.kind == ProofKind.SECURITY_KEY and context["is_pending"]:
+            context["webauthn_options"] = security_key_options(request=request, proof=proof)
     return context
 
 
@@ -118,7 +132,9 @@ def _answer(request: HttpRequest, proof: RecoveryProof) -> None:
 def _dispatch(request: HttpRequest, proof: RecoveryProof) -> bool | str | None:
     kind, data = proof.kind, request.POST
     if kind == ProofKind.REPO_BRANCH:
-        return services.check_repo_branch(proof=proof)
+        # Queued for the worker: git never runs in a web request (a slow host would hold it).
+        messages.info(request, branch_checks.request_check(proof=proof, by_requester=True))
+        return None
     if kind == ProofKind.API_TOKEN:
         form: Any = forms.ApiTokenForm(data)
         return services.submit_api_token(proof=proof, raw=form.cleaned_data["token"]) \
@@ -129,6 +145,12 @@ def _dispatch(request: HttpRequest, proof: RecoveryProof) -> bool | str | None:
             if form.is_valid() else "Enter the password."
     if kind == ProofKind.ACCOUNT_EMAIL:
         return _email_step(request, proof)
+    if kind in FACTOR_FORMS:
+        form = FACTOR_FORMS[ProofKind(kind)](data)
+        if not form.is_valid():
+            return next(iter(form.errors.values()))[0]
+        answer = form.cleaned_data.get("code") or form.cleaned_data.get("credential")
+        return submit_factor(request=request, proof=proof, answer=str(answer))
     return "A co-owner answers this proof on their own page."
 
 
@@ -175,18 +197,23 @@ def _vouchable(request: HttpRequest, proof_id: int) -> tuple[RecoveryProof, User
 @require_recent_auth
 @require_http_methods(["GET", "POST"])
 def vouch(request: HttpRequest, proof_id: int) -> HttpResponse:
-    """A co-owner, signed in with two-step sign-in, vouches for the account's owner."""
+    """A co-owner, signed in with two-step sign-in, sees who asks and vouches (or not)."""
     proof, account = _vouchable(request, proof_id)
+    user = request.user
+    assert isinstance(user, User)
     if request.method == "POST":
-        assert isinstance(request.user, User)
         try:
-            services.vouch_as_co_owner(proof=proof, co_owner=request.user, request=request)
+            services.vouch_as_co_owner(proof=proof, co_owner=user, request=request,
+                                       checked_with_them=request.POST.get("checked") == "yes")
             messages.success(request, f"You vouched for {account.username}. Thank you.")
         except services.ProofError as refused:
             messages.error(request, refused.message)
         return redirect(request.path)
+    recovery = proof.request
     return render(request, "recovery/proofs/vouch.html", {
-        "proof": proof, "account": account,
-        "projects": shared_owned_projects(account, request.user),  # type: ignore[arg-type]
+        "proof": proof, "account": account, "recovery": recovery,
+        "projects": shared_owned_projects(account, user),
         "is_pending": proof.status == RecoveryProof.Status.PENDING,
+        "refusal": vouch_refusal(recovery=recovery, co_owner=user),
+        "filed_at": recovery.contact_confirmed_at or recovery.created_at,
     })

@@ -26,7 +26,6 @@ from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 from relatch.recovery import workflow
 from relatch.recovery.models import (
-    RecoveryBlock,
     RecoveryMessage,
     RecoveryRequest,
     RecoveryTransition,
@@ -190,14 +189,10 @@ def confirm_contact(*, recovery: RecoveryRequest, code: str) -> bool:
 def _file(row: RecoveryRequest) -> None:
     # The same work whether or not the username named an account, so the time a filing takes
     # does not say which (ASVS 6.3.8): telling the owner (an event and a mail to each of their
-    # addresses) took 3 to 6 ms more, found by tests/recovery/test_request_timing.py. The block
-    # check is one query either way; the owner hears from the worker, queued for every filing.
+    # addresses) took 3 to 6 ms more, found by tests/recovery/test_request_timing.py. So the
+    # owner hears, a block holds the request and its proofs are asked for in the worker,
+    # queued for every filing.
     now = timezone.now()
-    if _is_blocked(row.user):
-        # Refused quietly: the requester sees what anyone sees; staff see the reason.
-        workflow.move(recovery=row, to=State.CANCELLED, actor=RecoveryTransition.Actor.SYSTEM,
-                      reason=BLOCKED_REASON)
-        row.refresh_from_db()
     row.contact_confirmed_at = now
     row.contact_code_digest = ""
     row.updated_at = now
@@ -208,15 +203,13 @@ def _file(row: RecoveryRequest) -> None:
     announce_filing.enqueue(recovery_id=row.pk)
 
 
-def _is_blocked(user: User | None) -> bool:
-    # For no account, the same query (it finds nothing): see _file.
-    return RecoveryBlock.objects.filter(user=user, until__gt=timezone.now()).exists()
-
-
 @task()
 def announce_filing(*, recovery_id: int) -> str:
-    """Tell the claimed account's owner of a filed request (nothing for an unknown username
-    or a request refused quietly)."""
+    """Tell the claimed account's owner of a filed request, hold it when the account's
+    recovery is blocked (staff see it at the top of the desk), and ask for the proofs that
+    match what the requester says they still have (nothing for an unknown username)."""
+    from relatch.recovery.proofs.automatic import request_matching_proofs
+
     row = RecoveryRequest.objects.select_related("user").get(pk=recovery_id)
     if row.user is None:
         return "no account"
@@ -224,7 +217,17 @@ def announce_filing(*, recovery_id: int) -> str:
         return "refused quietly"
     with transaction.atomic():
         _announce_filing(row)
-    return "announced"
+        held = _hold_if_blocked(row)
+        asked = request_matching_proofs(recovery=row)
+    return f"announced; {'held; ' if held else ''}{len(asked)} proof(s) asked for"
+
+
+def _hold_if_blocked(row: RecoveryRequest) -> bool:
+    from relatch.recovery.holds import active_block, hold
+
+    if active_block(row.user) is None:  # type: ignore[arg-type]
+        return False
+    return hold(recovery=row, reason="Filed while the account's recovery is blocked.")
 
 
 def _announce_filing(row: RecoveryRequest) -> None:
@@ -316,32 +319,3 @@ def _move(recovery: RecoveryRequest, to: State, actor: RecoveryTransition.Actor,
         workflow.move(recovery=recovery, to=to, actor=actor, reason=reason)
     except workflow.TransitionRefusedError as exc:
         raise RequesterError(exc.message, status=409) from exc
-
-
-@transaction.atomic
-def cancel_by_owner(*, recovery: RecoveryRequest, token: str) -> None:
-    """ "This wasn't me": cancel the request, block new ones for the account for
-    RECOVERY_BLOCK, and alert every staff member. A second click changes nothing."""
-    if not links.not_me_token_is_valid(recovery, token) or recovery.user is None:
-        raise RequesterError("This link is not valid. Copy the whole link from the mail.",
-                             status=404)
-    user = recovery.user
-    reason = f"not me: request {recovery.public_id}"
-    if RecoveryBlock.objects.filter(user=user, reason=reason).exists():
-        return
-    if workflow.may_move(recovery.state, State.CANCELLED):
-        workflow.move(recovery=recovery, to=State.CANCELLED, actor=RecoveryTransition.Actor.OWNER,
-                      reason="the account owner said this wasn't them")
-    RecoveryBlock.objects.create(user=user, until=timezone.now() + settings.RECOVERY_BLOCK,
-                                 reason=reason)
-    _alert_staff(recovery, user)
-
-
-def _alert_staff(recovery: RecoveryRequest, user: User) -> None:
-    staff = User.objects.filter(is_staff=True, is_active=True)
-    addresses = [a for member in staff for a in verified_addresses(member)]
-    if addresses:
-        send_mail(to=addresses, template="recovery_request_not_me",
-                  context={"username": user.username, "request_id": recovery.public_id,
-                           "block_days": settings.RECOVERY_BLOCK.days,
-                           "desk_url": desk_url(recovery)})

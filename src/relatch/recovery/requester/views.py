@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from relatch.recovery.models import RecoveryProof, RecoveryRequest, State
+from relatch.recovery.objections import object_to_request
 from relatch.recovery.requester import links, services
 from relatch.recovery.requester.forms import (
     HONEYPOT_FIELD,
@@ -22,6 +23,7 @@ from relatch.recovery.requester.forms import (
     StillHasForm,
 )
 from relatch.recovery.requester.routing import route
+from relatch.recovery.workflow import requester_label
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _T = "recovery/requester"
@@ -35,6 +37,8 @@ PROOF_INSTRUCTIONS = {
     "account_email": "We send a code to an address of the account; enter it here.",
     "password": "Enter the account's current password.",
     "recovery_code": "Enter one of the account's unused recovery codes.",
+    "totp": "Enter the 6-digit code your authenticator app shows for this account.",
+    "security_key": "Use one of the account's security keys on the proof page.",
     "co_owner": "Ask a co-owner of one of your projects to sign in and vouch for you.",
 }
 
@@ -168,7 +172,8 @@ def _status_page(request: HttpRequest, recovery: RecoveryRequest, token: str,
         for proof in recovery.proofs.filter(status=RecoveryProof.Status.PENDING)
     ]
     return render(request, f"{_T}/status.html", {
-        "recovery": recovery, "state": shown, "proofs": proofs, "form": form, "error": error,
+        "recovery": recovery, "state": shown, "state_label": requester_label(shown),
+        "proofs": proofs, "form": form, "error": error,
         "token": token, "messages_with_staff": recovery.messages.all(),
         "may_cancel": quiet or shown not in (State.COMPLETED, State.DENIED, State.CANCELLED),
         "may_reopen": shown == State.CLOSED_NO_RESPONSE,
@@ -223,11 +228,15 @@ def _act(request: HttpRequest, public_id: str, token: str,
 @_private
 @require_http_methods(["GET", "POST"])
 def not_me(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
-    """ "This wasn't me": a button (mail scanners follow links), then cancel and block."""
+    """ "This wasn't me": a button (mail scanners follow links), then hold, block and freeze
+    (relatch.recovery.objections); never a cancellation, which a hijacker could use."""
     recovery = links.find_by_not_me_token(public_id, token)
     if recovery is None or recovery.user is None:
         raise Http404
     if request.method != "POST":
-        return render(request, f"{_T}/not_me.html", {"recovery": recovery, "recovery_token": token})
-    services.cancel_by_owner(recovery=recovery, token=token)
-    return render(request, f"{_T}/not_me_done.html", {"recovery": recovery})
+        return render(request, f"{_T}/not_me.html", {
+            "recovery": recovery, "recovery_token": token,
+            "completed": recovery.state == State.COMPLETED})
+    objection = object_to_request(recovery=recovery)
+    return render(request, f"{_T}/not_me_done.html", {"recovery": recovery,
+                                                      "objection": objection})
