@@ -49,13 +49,13 @@ def complete_recovery(
     _check(row, staff)
     user = row.user
     assert user is not None  # the verdict refuses requests without an account
-    # Announced first, while the old addresses are still verified: they are the ones that
-    # must hear of it, with a "this wasn't me" link, if the recovery was not the owner's.
     record_judgement(row)  # before completion changes what the proofs rested on
+    removed = _take_back(user)
+    # Announced before the hand-over, while the old addresses are still verified: they are
+    # the ones that must hear of it, with a "this wasn't me" link, if it was not the owner.
     actor = workflow.Actor.STAFF if staff else workflow.Actor.SYSTEM
     workflow.move(recovery=row, to=State.COMPLETED, actor=actor, staff=staff,
                   reason="completed" if staff else "completed: no objection during the wait")
-    removed = _take_back(user)
     unverified = _hand_over(user, row.contact_email)
     undone = reverse_changes(recovery=row, event_ids=reverse or [], staff=staff) if staff else []
     _record(row, user, staff, request, {**removed, "unverified": unverified, "undone": undone})
