@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "relatch.audit",
     "relatch.notify",
     "relatch.mfa",
+    "relatch.signin",
     "relatch.index",
     "relatch.recovery",
     "relatch.web",

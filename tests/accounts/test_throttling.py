@@ -10,7 +10,7 @@ from django.db.models import F
 from django.test import Client
 
 from relatch.accounts.models import User
-from relatch.accounts.signin.throttling import backoff_wait
+from relatch.accounts.passwords.throttling import backoff_wait
 from relatch.audit.models import EventKind, SecurityEvent
 from tests.conftest import PASSWORD
 

@@ -8,13 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from relatch.accounts.overview.checkup import (
-    phishing_resistant_check,
-    recovery_codes_check,
-    security_checkup,
-    two_step_check,
-)
+from relatch.accounts.overview.checkup import security_checkup
 from relatch.audit.models import SecurityEvent
+from relatch.mfa.checkup import phishing_resistant_check, recovery_codes_check, two_step_check
 from relatch.mfa.models import RecoveryCode, TotpDevice, WebAuthnCredential
 from relatch.mfa.queries import factor_summary
 from tests.conftest import sign_in

@@ -11,6 +11,7 @@ from relatch.mfa.policy import (
     refusal_to_remove_factor,
     require_second_factor,
 )
+from tests.index.project_rows import make_project
 from tests.mfa.factor_rows import add_app, add_codes, add_key
 
 pytestmark = pytest.mark.django_db
@@ -76,13 +77,10 @@ def test_removing_a_factor_is_allowed_while_no_project_is_owned(user, remaining_
 
 
 @pytest.mark.parametrize(("remaining_after", "refused"), [(0, True), (1, False), (2, False)])
-def test_an_owner_cannot_remove_their_last_second_factor(
-    user, monkeypatch, remaining_after, refused
-):
+def test_an_owner_cannot_remove_their_last_second_factor(user, remaining_after, refused):
     """Issue 3 §6: removing the last second factor of an account that owns projects is refused
-    with an explanation; keeping one more factor is fine. (``owns_projects`` is replaced here
-    because projects arrive with issue 4.)"""
-    monkeypatch.setattr(policy, "owns_projects", lambda user: True)
+    with an explanation; keeping one more factor is fine."""
+    make_project("alices-pkg", owners=(user,))
 
     reason = refusal_to_remove_factor(user=user, remaining_after=remaining_after)
 

@@ -8,7 +8,6 @@ import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -24,6 +23,7 @@ from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAut
 from relatch.mfa.totp.primitive import time_step
 from relatch.mfa.totp.services import verify_totp
 from tests.conftest import CommittingClient, sign_in
+from tests.index.project_rows import make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -425,12 +425,11 @@ def test_remove_without_a_recent_password_changes_nothing(client, alice, mail):
 
 
 def test_the_last_factor_of_a_project_owner_is_not_removed(browser, alice, enrolled, mail):
-    """Issue 3 §6: refused with the policy's explanation. Projects arrive in issue 4, so
-    ownership is patched here; the refusal itself is the real policy's."""
-    with mock.patch("relatch.mfa.policy.owns_projects", return_value=True):
-        page = browser.get(SETUP)
-        assert "your account owns projects" in page_text(page)
-        response = browser.post(REMOVE)
+    """Issue 3 §6: refused with the policy's explanation."""
+    make_project("alices-pkg", owners=(alice,))
+    page = browser.get(SETUP)
+    assert "your account owns projects" in page_text(page)
+    response = browser.post(REMOVE)
     assert response.status_code == 409
     assert "your account owns projects" in page_text(response)
     assert TotpDevice.objects.filter(user=alice).exists()
@@ -439,8 +438,8 @@ def test_the_last_factor_of_a_project_owner_is_not_removed(browser, alice, enrol
 
 def test_a_project_owner_with_a_security_key_may_remove_the_app(browser, alice, enrolled, mail):
     add_key(alice)
-    with mock.patch("relatch.mfa.policy.owns_projects", return_value=True):
-        assert browser.post(REMOVE).status_code == 302
+    make_project("alices-pkg", owners=(alice,))
+    assert browser.post(REMOVE).status_code == 302
     assert not TotpDevice.objects.filter(user=alice).exists()
     assert "1 security key" in mail.text(mail.last("alice@example.org"))
 

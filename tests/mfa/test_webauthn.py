@@ -24,11 +24,11 @@ from django_tasks_db.models import DBTaskResult
 
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, SecurityEvent
-from relatch.mfa import policy
 from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAuthnCredential
 from relatch.mfa.webauthn import challenges, services
 from relatch.mfa.webauthn.services import WebAuthnError
 from tests.conftest import CommittingClient, sign_in
+from tests.index.project_rows import make_project
 from tests.mfa.soft_authenticator import AuthenticatorRefused, SoftAuthenticator
 
 pytestmark = pytest.mark.django_db
@@ -716,9 +716,9 @@ def test_removing_needs_a_recent_password(client, user, alice_key, mail):
     assert mail.messages == []
 
 
-def test_the_last_factor_of_a_project_owner_is_not_removed(ready, user, alice_key, monkeypatch):
+def test_the_last_factor_of_a_project_owner_is_not_removed(ready, user, alice_key):
     """Issue 3 §6: removing the last second factor of an account owning projects is refused."""
-    monkeypatch.setattr(policy, "owns_projects", lambda user: True)
+    make_project("alices-pkg", owners=(user,))
     response = ready.post(remove_url(alice_key))
     assert response.status_code == 400
     assert "This is your last second factor and your account owns projects" in page_text(response)

@@ -5,11 +5,11 @@ which is shared behind NAT and changes on mobile networks). The database keeps o
 of the id, one row per (account, device), so one browser may be known to several accounts.
 
 Why it matters: the per-account limit on failed passwords applies only to devices the account
-does not know (see ``relatch.accounts.signin.throttling``). A stranger guessing passwords can
+does not know (see ``relatch.accounts.passwords.throttling``). A stranger guessing passwords can
 slow down sign-ins from *new* devices, but never locks the owner out of their own browser.
 
-Issue 3 adds a new-device email check on top (``relatch.mfa.newdevice``): ``KnownDevice.confirmed``
-is set when a sign-in from the device was confirmed through the mailed link or a self-service
+Issue 3 adds a new-device email check on top (the sign-in app's): ``KnownDevice.confirmed`` is
+set when a sign-in from the device was confirmed through the mailed link or a self-service
 recovery; every browser that completed a sign-in counts as known.
 """
 

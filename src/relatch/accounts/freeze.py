@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.audit.models import EventKind, StaffAction
-from relatch.audit.services import record_event
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event, record_staff_action
 
 FROZEN_MESSAGE = (
     "{action} is not possible now: this account is frozen while staff review a recovery "
@@ -62,7 +62,7 @@ def unfreeze_account(*, user: User, staff: User, reason: str) -> bool:
     before = {"is_frozen": True, "frozen_at": row.frozen_at.isoformat() if row.frozen_at else ""}
     User.objects.filter(pk=row.pk).update(is_frozen=False, frozen_at=None)
     record_event(user=row, kind=EventKind.ACCOUNT_UNFROZEN, details={"staff": staff.username})
-    StaffAction.objects.create(staff=staff, subject=row, action="account:unfreeze",
-                               reason=reason, before=before, after={"is_frozen": False})
+    record_staff_action(staff=staff, subject=row, action="account:unfreeze",
+                        reason=reason, before=before, after={"is_frozen": False})
     user.refresh_from_db(fields=["is_frozen", "frozen_at"])
     return True

@@ -1,7 +1,7 @@
 """One second factor checked under the factor limits, for every flow that asks for one.
 
-The sign-in's second step (``relatch.mfa.newdevice.services``) and full re-authentication
-(``relatch.mfa.reauth.services``) both do, per attempt:
+The sign-in app's factor step (for a sign-in's second step and for a full re-authentication)
+and the recovery proofs all do, per attempt:
 
     user = lock_account(user)                       # one attempt per account at a time
     check = check_app_code(request=..., user=user, code=..., during="second_factor")

@@ -4,12 +4,17 @@ A second factor is an authenticator app or a security key. Recovery codes are a 
 not a factor of their own: they never count as having two-step sign-in.
 """
 
+from collections.abc import Callable
+
 from relatch.accounts.models import User
 from relatch.mfa.models import TotpDevice, WebAuthnCredential
+from relatch.web.refusals import Refusal
 
 
-class SecondFactorRequiredError(Exception):
-    """The action needs an account with an authenticator app or a security key."""
+class SecondFactorRequiredError(Refusal):
+    """The action needs an account with an authenticator app or a security key (a 403)."""
+
+    status = 403
 
     def __init__(self, action: str) -> None:
         self.message = (
@@ -41,11 +46,26 @@ def require_second_factor(*, user: User, action: str) -> None:
         raise SecondFactorRequiredError(action)
 
 
+class _ProjectOwnership:
+    """Who owns projects is the index's to say, and the index sits above mfa: it fills this in
+    when it starts (relatch.index.apps), so mfa never imports it."""
+
+    check: Callable[[User], bool] | None = None
+
+
+def answer_project_ownership(check: Callable[[User], bool]) -> None:
+    """The index registers how to tell whether an account owns a project."""
+    _ProjectOwnership.check = check
+
+
 def owns_projects(user: User) -> bool:
     """Whether the account is an owner of at least one project."""
-    from relatch.index.models import Role
-
-    return Role.objects.filter(user=user, kind=Role.Kind.OWNER).exists()
+    check = _ProjectOwnership.check
+    # Without the index nobody can own a project; with it, a missing answer would silently
+    # weaken every rule that protects owners, so it is an error, not False.
+    if check is None:
+        raise RuntimeError("The package index has not registered project ownership.")
+    return check(user)
 
 
 def refusal_to_remove_factor(*, user: User, remaining_after: int) -> str | None:

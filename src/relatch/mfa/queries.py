@@ -1,6 +1,6 @@
-"""Reads for the two-step sign-in page, the account check-up and the trusted-devices list.
+"""Reads for the two-step sign-in page and the account check-up.
 
-Nothing here changes state: the factor packages and ``relatch.mfa.devices_services`` do.
+Nothing here changes state: the factor packages do.
 """
 
 from dataclasses import dataclass
@@ -8,8 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q
 
-from relatch.accounts.models import KnownDevice, User
-from relatch.accounts.sessions.useragents import describe_user_agent
+from relatch.accounts.models import User
 from relatch.mfa.models import RecoveryCodeSet, TotpDevice, WebAuthnCredential
 
 # "When two or fewer remain the account page asks for a new set" (issue 3 §3): with two codes
@@ -121,46 +120,3 @@ def _codes(user: User) -> CodesSummary | None:
 def factor_summary(*, user: User) -> FactorSummary:
     """Everything the two-step sign-in page and the check-up show about ``user``'s factors."""
     return FactorSummary(app=_app(user), keys=_keys(user), codes=_codes(user))
-
-
-@dataclass(frozen=True)
-class DeviceRow:
-    """One trusted device (a browser that completed a sign-in) as the sessions page shows it."""
-
-    id: int
-    browser: str
-    system: str
-    ip_address: str | None
-    first_seen: datetime
-    last_seen: datetime
-    confirmed: bool
-    is_current: bool
-
-
-def _device_row(device: KnownDevice, current_digest: str | None) -> DeviceRow:
-    client = describe_user_agent(device.user_agent)
-    return DeviceRow(
-        id=device.pk,
-        browser=client.browser,
-        system=client.system,
-        ip_address=device.ip_address,
-        first_seen=device.first_seen,
-        last_seen=device.last_seen,
-        confirmed=device.confirmed,
-        is_current=current_digest is not None and device.device_digest == current_digest,
-    )
-
-
-def trusted_device_rows(*, user: User, current_digest: str | None) -> list[DeviceRow]:
-    """Every known device of ``user``, most recently seen first; ``current_digest`` (from
-    ``relatch.accounts.devices.current_device_digest``) is marked as this browser."""
-    devices = KnownDevice.objects.filter(user=user).order_by("-last_seen", "-first_seen", "-id")
-    return [_device_row(d, current_digest) for d in devices]
-
-
-def other_device_count(*, user: User, current_digest: str | None) -> int:
-    """How many devices "forget all other devices" would forget."""
-    devices = KnownDevice.objects.filter(user=user)
-    if current_digest:
-        devices = devices.exclude(device_digest=current_digest)
-    return devices.count()

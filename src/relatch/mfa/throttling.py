@@ -3,8 +3,8 @@
 The policy (ASVS 6.1.1 asks for it to be written down; NIST N20/N21, ASVS 6.3.1):
 
 1. **Only someone who knows the password gets here.** The second step is reachable only from a
-   partial sign-in, which a correct password starts (``relatch.mfa.newdevice.partial``). A
-   stranger guessing passwords is held by ``relatch.accounts.signin.throttling`` and never
+   partial sign-in, which a correct password starts (the sign-in app's ``newdevice.partial``). A
+   stranger guessing passwords is held by ``relatch.accounts.passwords.throttling`` and never
    touches these counters: that is why none of the limits below can be used by a stranger to
    lock the owner out.
 2. **Per account and per factor**, consecutive failures: the ``SIGNIN_FAILED`` events with that
@@ -22,11 +22,11 @@ The policy (ASVS 6.1.1 asks for it to be written down; NIST N20/N21, ASVS 6.3.1)
 4. **Per client IP and factor**: at most ``IP_LIMIT`` failures in a moving window, whatever the
    account: one machine holding many stolen passwords cannot try codes against all of them.
 5. A success disregards every earlier failure of every factor (NIST N21): a sign-in, a password
-   reset, or a full re-authentication (password and a factor, ``relatch.mfa.reauth``).
+   reset, or a full re-authentication (password and a factor, the sign-in app's ``reauth``).
 6. **Re-authentication counts too.** A wrong factor while confirming a sensitive action is a
    REAUTH_FAILED event with that factor and counts exactly like a failed sign-in step, so a
    stolen session cannot guess codes there beyond these limits.
-7. **Passkeys without a password** (``relatch.mfa.webauthn.passkey_signin``): a failed
+7. **Passkeys without a password** (the sign-in app's ``passkey``): a failed
    attempt has no account to count against unless the answer names a registered credential,
    so it is counted per IP under ``PASSKEY``, and also on that account's security-key factor
    when the credential is known. Credential ids are not secrets, but Relatch shows them only
@@ -35,7 +35,7 @@ The policy (ASVS 6.1.1 asks for it to be written down; NIST N20/N21, ASVS 6.3.1)
 
 Residual risk, accepted: someone who has the password can spend the account's factor attempts,
 for hours (the back-off) and at worst until the owner resets the password; each failure after a
-correct password is announced to the owner (``relatch.mfa.newdevice.notices``), who is thereby
+correct password is announced to the owner (the sign-in app's ``factor.notices``), who is thereby
 told to change it.
 """
 
@@ -50,7 +50,7 @@ from django.utils import timezone
 
 from relatch.accounts import ratelimit
 from relatch.accounts.models import User
-from relatch.accounts.signin.throttling import backoff_wait
+from relatch.accounts.passwords.throttling import backoff_wait
 from relatch.audit.models import EventKind, Factor, SecurityEvent
 
 HARD_STOP: dict[str, int] = {

@@ -23,6 +23,7 @@ from relatch.accounts.notices import announce_to_account, verified_addresses
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
+from relatch.web.refusals import Refusal
 
 MAX_EMAILS_PER_ACCOUNT = 10
 MAX_ADDRESS_LENGTH = 254
@@ -33,14 +34,10 @@ NEW_ADDRESS_LIMIT = "10/hour"  # per account, adds and replacements together
 VERIFICATION_LINK_BUILDER = "relatch.accounts.emails.tokens.verification_link"
 
 
-class EmailChangeError(Exception):
+class EmailChangeError(Refusal):
     """A change that the rules forbid; ``message`` says why, plainly. Nothing was changed."""
 
     status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class EmailRateLimitError(EmailChangeError):

@@ -7,9 +7,16 @@ nothing). The caller is a staff service inside its own transaction; each change 
 the account like the owner's own changes.
 """
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
 from relatch.accounts.models import Email, User
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
+
+
+class AddressVerifiedElsewhereError(Exception):
+    """The address is verified on another account: it cannot become this one's."""
 
 
 def remove_address_for_staff(*, user: User, address: str, staff: User) -> bool:
@@ -41,4 +48,27 @@ def unverify_all_but(*, user: User, address: str) -> list[str]:
     others = Email.objects.filter(user=user, verified=True).exclude(address__iexact=address)
     unverified = list(others.values_list("address", flat=True))
     others.update(verified=False, verified_at=None)
+    return unverified
+
+
+def make_only_verified_primary(*, user: User, address: str) -> list[str]:
+    """Make ``address`` the verified primary address of ``user`` (added if missing) and
+    unverify every other one; the addresses unverified (``unverify_all_but``). Raises
+    AddressVerifiedElsewhereError when ``address`` is verified on another account meanwhile
+    (the caller's transaction then undoes the rest)."""
+    now = timezone.now()
+    unverified = unverify_all_but(user=user, address=address)
+    Email.objects.filter(user=user, primary=True).update(primary=False)
+    email = Email.objects.filter(user=user, address__iexact=address).first()
+    try:
+        with transaction.atomic():
+            if email is None:
+                Email.objects.create(user=user, address=address, primary=True, verified=True,
+                                     verified_at=now)
+            else:
+                Email.objects.filter(pk=email.pk).update(
+                    primary=True, verified=True, verified_at=email.verified_at or now
+                )
+    except IntegrityError as error:
+        raise AddressVerifiedElsewhereError(address) from error
     return unverified

@@ -1,8 +1,9 @@
 """The security check-up on the account page: what protects the account, what to do next.
 
-Each check looks at one thing and returns one item, or None when it has nothing to say (the
-phishing check, for an account with no second factor, leaves it to the two-step item). Later
-features add their own check function to ``CHECKS``.
+Each check looks at one thing and returns one item, or None when it has nothing to say. The
+checks here look at what accounts knows (addresses, password, sign-ins, sessions); an app that
+builds on accounts adds its own with ``add_checks`` when it starts (the factors' app does, in
+its ``ready``), so accounts imports none of them.
 """
 
 from collections.abc import Callable
@@ -14,8 +15,6 @@ from django.urls import reverse
 from relatch.accounts.models import User
 from relatch.accounts.sessions.queries import session_count
 from relatch.audit.models import EventKind, SecurityEvent
-from relatch.mfa.policy import has_second_factor
-from relatch.mfa.queries import FactorSummary, factor_summary
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,8 @@ class CheckupItem:
         return reverse(self.link_name) if self.link_name else ""
 
 
-def _plural(count: int, noun: str) -> str:
+def plural(count: int, noun: str) -> str:
+    """ "1 browser", "2 browsers": a count and its noun, for an item's title."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
@@ -134,7 +134,7 @@ def failed_signins_check(user: User) -> CheckupItem:
         )
     return CheckupItem(
         ok=False,
-        title=f"{_plural(failed, 'failed sign-in')} since your previous sign-in",
+        title=f"{plural(failed, 'failed sign-in')} since your previous sign-in",
         advice="If that wasn't you, someone may be guessing your password: change your "
         "password and look through your security history.",
         link_name="passwords:change",
@@ -154,140 +154,27 @@ def sessions_check(user: User) -> CheckupItem:
         )
     return CheckupItem(
         ok=False,
-        title=f"{_plural(count, 'browser')} are signed in to your account",
+        title=f"{plural(count, 'browser')} are signed in to your account",
         advice="Review your sessions and end any you don't recognise.",
         link_name="sessions:list",
         link_label="Review sessions",
     )
 
 
-def _factor_names(factors: FactorSummary) -> str:
-    names = ["your authenticator app"] if factors.app else []
-    if len(factors.keys) == 1:
-        names.append("your security key")
-    elif factors.keys:
-        names.append(f"one of your {len(factors.keys)} security keys")
-    return " or ".join(names)
+type Check = Callable[[User], CheckupItem | None]
 
-
-def two_step_check(user: User) -> CheckupItem:
-    """A password leaks through reuse, phishing and guessing; a second factor means a leaked
-    password alone no longer signs anyone in."""
-    if has_second_factor(user):
-        named = _factor_names(factor_summary(user=user))
-        return CheckupItem(
-            ok=True,
-            title="Two-step sign-in is on",
-            advice=f"Signing in needs your password and {named}, so a stolen password alone "
-            "is not enough.",
-            link_name="mfa:overview",
-            link_label="Two-step sign-in",
-        )
-    return CheckupItem(
-        ok=False,
-        title="Turn on two-step sign-in",
-        advice="Right now anyone who learns your password can sign in as you. Add an "
-        "authenticator app or a security key, so a password alone is not enough.",
-        link_name="mfa:overview",
-        link_label="Set up two-step sign-in",
-    )
-
-
-def _codes_to_do(factors: FactorSummary) -> CheckupItem | None:
-    """The to-do item when the recovery codes need action, else None."""
-    codes = factors.codes
-    if codes is None:
-        return _codes_item(
-            "Make recovery codes",
-            "If you lose your phone or security key, a recovery code gets you back in without "
-            "waiting for anyone. You need a saved set before you add a second factor.",
-            label="Make recovery codes",
-        )
-    if codes.running_low:
-        title = f"Only {_plural(codes.unused, 'recovery code')} left"
-        if codes.unused == 0:
-            title = "All your recovery codes are used"
-        return _codes_item(
-            title,
-            "Make a new set and keep it somewhere safe: it replaces the old one.",
-            label="Make a new set",
-        )
-    if not codes.confirmed:
-        return _codes_item(
-            "Confirm you saved your recovery codes",
-            "Enter one of them back to show they are kept somewhere safe; it is not spent.",
-            label="Confirm your codes",
-            link_name="recovery_codes:confirm",
-        )
-    return None
-
-
-def _codes_item(
-    title: str, advice: str, *, label: str, link_name: str = "recovery_codes:manage"
-) -> CheckupItem:
-    return CheckupItem(ok=False, title=title, advice=advice, link_name=link_name, link_label=label)
-
-
-def recovery_codes_check(user: User) -> CheckupItem:
-    """NIST N2: a saved code is the way back in; a used one is replaced with a new set.
-
-    A to-do when there is no set, when two or fewer codes are left (that comes first: the new
-    set is what is needed), or when the set was never confirmed as saved.
-    """
-    factors = factor_summary(user=user)
-    if (to_do := _codes_to_do(factors)) is not None:
-        return to_do
-    assert factors.codes is not None  # _codes_to_do returns a to-do when there is no set
-    return CheckupItem(
-        ok=True,
-        title=f"{factors.codes.unused} of {factors.codes.total} recovery codes unused",
-        advice="Kept somewhere safe, they get you back in if you lose your other factors.",
-        link_name="recovery_codes:manage",
-        link_label="Recovery codes",
-    )
-
-
-def phishing_resistant_check(user: User) -> CheckupItem | None:
-    """NIST N32: Relatch must offer a phishing-resistant factor; the user need not own one.
-
-    Never a to-do: many people have no security key, and an item that stays open until they buy
-    one teaches them to ignore the check-up. With only an app it is listed among the
-    protections with a gentle suggestion; with no second factor the two-step item says it all.
-    """
-    factors = factor_summary(user=user)
-    if factors.phishing_resistant:
-        return CheckupItem(
-            ok=True,
-            title="A security key guards your sign-in against phishing",
-            advice="A key answers only the real Relatch site, so a look-alike page cannot "
-            "capture a sign-in with it.",
-            link_name="webauthn:list",
-            link_label="Security keys",
-        )
-    if not factors.has_second_factor:
-        return None
-    return CheckupItem(
-        ok=True,
-        title="Your authenticator app guards your sign-in; a security key would also stop "
-        "phishing",
-        advice="A fake site can trick anyone into typing an app code, but not into using a "
-        "security key. If you have one, or a phone or computer that can keep a passkey, "
-        "consider adding it too. This is optional.",
-        link_name="webauthn:add",
-        link_label="Add a security key",
-    )
-
-
-CHECKS: tuple[Callable[[User], CheckupItem | None], ...] = (
+CHECKS: list[Check] = [
     primary_address_check,
     second_address_check,
     password_check,
     failed_signins_check,
     sessions_check,
-    two_step_check,
-    recovery_codes_check,
-    phishing_resistant_check,
-)
+]
+
+
+def add_checks(*checks: Check) -> None:
+    """Add ``checks`` after those already listed, each once (``ready`` may run more than once)."""
+    CHECKS.extend(check for check in checks if check not in CHECKS)
 
 
 def security_checkup(*, user: User) -> list[CheckupItem]:

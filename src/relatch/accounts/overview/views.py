@@ -14,7 +14,6 @@ from relatch.accounts.overview.queries import addresses, event_rows, recent_even
 from relatch.accounts.overview.services import change_name
 from relatch.accounts.sessions.queries import session_count
 from relatch.audit.queries import security_history_page
-from relatch.mfa.queries import factor_summary
 
 
 def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) -> HttpResponse:
@@ -25,7 +24,6 @@ def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) ->
         "addresses": addresses(user=user),
         "has_password": user.has_usable_password(),
         "session_count": session_count(user=user),
-        "factors": factor_summary(user=user),
         "recent_events": recent_event_rows(user=user),
         "to_do": [item for item in items if not item.ok],
         "protections": [item for item in items if item.ok],

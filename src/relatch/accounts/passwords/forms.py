@@ -10,7 +10,18 @@ from django.contrib.auth.password_validation import (
 from django.core.exceptions import ValidationError
 
 from relatch.accounts.models import User
-from relatch.accounts.signin.forms import password_field
+from relatch.accounts.passwords.validation import MAX_PASSWORD_LENGTH
+
+
+def password_field(label: str, autocomplete: str) -> forms.CharField:
+    """A password input that keeps spaces (passphrases) and allows paste and managers (N30)."""
+    return forms.CharField(
+        label=label,
+        strip=False,
+        max_length=MAX_PASSWORD_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
+        error_messages={"max_length": "A password has at most %(limit_value)d characters."},
+    )
 
 
 class NewPasswordForm(forms.Form):

@@ -19,9 +19,9 @@ from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from relatch.accounts import ratelimit
 from relatch.accounts.models import Email, User
 from relatch.accounts.notices import announce_to_account
+from relatch.accounts.passwords.throttling import forget_failures
 from relatch.accounts.sessions.services import delete_other_sessions
 from relatch.accounts.signin.backends import find_user
-from relatch.accounts.signin.throttling import forget_failures
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail

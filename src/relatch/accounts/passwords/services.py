@@ -6,8 +6,11 @@ from django.http import HttpRequest
 
 from relatch.accounts.models import User
 from relatch.accounts.notices import announce_to_account
-from relatch.accounts.sessions.services import current_digest, delete_other_sessions
-from relatch.accounts.signin.services import session_row_follows_key
+from relatch.accounts.sessions.services import (
+    current_digest,
+    delete_other_sessions,
+    session_row_follows_key,
+)
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 

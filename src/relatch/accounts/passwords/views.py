@@ -10,10 +10,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from relatch.accounts.models import User
 from relatch.accounts.passwords import reset
+from relatch.accounts.passwords.checks import confirm_password
 from relatch.accounts.passwords.forms import NewPasswordForm, PasswordChangeForm, ResetRequestForm
 from relatch.accounts.passwords.services import change_password
 from relatch.accounts.reauth import require_recent_auth
-from relatch.accounts.signin.services import confirm_password
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _RESET_SESSION_KEY = "relatch_password_reset"

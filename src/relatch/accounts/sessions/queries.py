@@ -1,9 +1,9 @@
-"""Reads of an account's sessions for pages."""
+"""Reads of an account's sessions and trusted devices for pages."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from relatch.accounts.models import User, UserSession
+from relatch.accounts.models import KnownDevice, User, UserSession
 from relatch.accounts.sessions.useragents import describe_user_agent
 
 
@@ -59,3 +59,46 @@ def other_session_count(*, user: User, current_digest: str | None) -> int:
     if current_digest:
         rows = rows.exclude(session_digest=current_digest)
     return rows.count()
+
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """One trusted device (a browser that completed a sign-in) as the sessions page shows it."""
+
+    id: int
+    browser: str
+    system: str
+    ip_address: str | None
+    first_seen: datetime
+    last_seen: datetime
+    confirmed: bool
+    is_current: bool
+
+
+def _device_row(device: KnownDevice, current_digest: str | None) -> DeviceRow:
+    client = describe_user_agent(device.user_agent)
+    return DeviceRow(
+        id=device.pk,
+        browser=client.browser,
+        system=client.system,
+        ip_address=device.ip_address,
+        first_seen=device.first_seen,
+        last_seen=device.last_seen,
+        confirmed=device.confirmed,
+        is_current=current_digest is not None and device.device_digest == current_digest,
+    )
+
+
+def trusted_device_rows(*, user: User, current_digest: str | None) -> list[DeviceRow]:
+    """Every known device of ``user``, most recently seen first; ``current_digest`` (from
+    ``relatch.accounts.devices.current_device_digest``) is marked as this browser."""
+    devices = KnownDevice.objects.filter(user=user).order_by("-last_seen", "-first_seen", "-id")
+    return [_device_row(d, current_digest) for d in devices]
+
+
+def other_device_count(*, user: User, current_digest: str | None) -> int:
+    """How many devices "forget all other devices" would forget."""
+    devices = KnownDevice.objects.filter(user=user)
+    if current_digest:
+        devices = devices.exclude(device_digest=current_digest)
+    return devices.count()

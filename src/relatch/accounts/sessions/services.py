@@ -1,6 +1,8 @@
 """Browser sessions of an account: started at sign-in, listed, ended."""
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -18,6 +20,18 @@ def session_digest(session_key: str) -> str:
 def current_digest(request: HttpRequest) -> str | None:
     key = request.session.session_key
     return session_digest(key) if key else None
+
+
+@contextmanager
+def session_row_follows_key(*, request: HttpRequest, user: User) -> Iterator[None]:
+    """Around code that gives the session a new key (``cycle_key``, ``update_session_auth_hash``):
+    move the UserSession row to the new key, or the tracking middleware would take the session
+    for one that was ended and sign the user out."""
+    old = current_digest(request)
+    yield
+    new = current_digest(request)
+    if old and new and old != new:
+        UserSession.objects.filter(user=user, session_digest=old).update(session_digest=new)
 
 
 def start_session(*, request: HttpRequest, user: User) -> UserSession:

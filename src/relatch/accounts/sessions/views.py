@@ -10,10 +10,15 @@ from django.views.decorators.http import require_GET, require_POST
 from relatch.accounts.current import signed_in_user
 from relatch.accounts.devices import current_device_digest
 from relatch.accounts.reauth import require_recent_auth, require_recent_auth_then
-from relatch.accounts.sessions.queries import is_current_session, other_session_count, session_rows
+from relatch.accounts.sessions.devices import forget_device, forget_other_devices
+from relatch.accounts.sessions.queries import (
+    is_current_session,
+    other_device_count,
+    other_session_count,
+    session_rows,
+    trusted_device_rows,
+)
 from relatch.accounts.sessions.services import current_digest, end_other_sessions, end_session
-from relatch.mfa.devices_services import forget_device, forget_other_devices
-from relatch.mfa.queries import other_device_count, trusted_device_rows
 
 
 @require_GET

@@ -31,8 +31,7 @@ from relatch.accounts.notices import announce_to_account, verified_addresses
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.mfa.models import NewDeviceConfirmation, SelfServiceRecovery
-from relatch.mfa.newdevice.notices import client_facts, factor_label
-from relatch.mfa.newdevice.partial import PartialSignin
+from relatch.mfa.notices import client_facts, factor_label
 from relatch.mfa.selfservice import tokens
 from relatch.notify.services import send_mail
 from relatch.web.client import client_ip, client_user_agent
@@ -101,18 +100,24 @@ def browser_recoveries(request: HttpRequest) -> list[SelfServiceRecovery]:
 
 @transaction.atomic
 def start_self_recovery(
-    *, request: HttpRequest, response: HttpResponse, partial: PartialSignin
+    *,
+    request: HttpRequest,
+    response: HttpResponse,
+    user: User,
+    passed_factor: str,
+    confirmation_id: int | None,
 ) -> SelfServiceRecovery:
-    """Start the wait for the account of ``partial`` (whose password and ``passed_factor``
-    were right), bound to this browser (a device cookie is set on ``response`` if it has
-    none). A recovery code is not spent. Sending the form twice starts one recovery."""
-    if partial.passed_factor not in STARTING_FACTORS:
+    """Start the wait for ``user``, whose password and ``passed_factor`` were just right in this
+    browser (a sign-in held for the mailed link ``confirmation_id``), bound to this browser (a
+    device cookie is set on ``response`` if it has none). A recovery code is not spent.
+    Sending the form twice starts one recovery."""
+    if passed_factor not in STARTING_FACTORS:
         raise SelfRecoveryError(
             "First sign in with your password and an app code or a recovery code."
         )
-    user = User.objects.select_for_update().get(pk=partial.user.pk)
+    user = User.objects.select_for_update().get(pk=user.pk)
     _refuse_if_frozen(user, "Starting a self-service recovery")
-    _require_code_unspent(partial)
+    _require_code_unspent(passed_factor, confirmation_id)
     digest = device_digest(device_id_for_response(request=request, response=response))
     existing = waiting_recovery(user)
     if existing is not None and existing.device_digest == digest:
@@ -121,17 +126,17 @@ def start_self_recovery(
         _close(request, existing, state=State.CANCELLED, closed_by="replaced")
     try:
         with transaction.atomic():
-            recovery = _create(request, user, digest, partial.passed_factor)
+            recovery = _create(request, user, digest, passed_factor)
     except IntegrityError as exc:  # another start won the race for the one waiting row
         raise SelfRecoveryError("A recovery was just started for this account.", 409) from exc
     _announce_start(request, user, recovery, replaced=existing is not None)
     return recovery
 
 
-def _require_code_unspent(partial: PartialSignin) -> None:
-    if partial.passed_factor != Factor.RECOVERY_CODE or partial.confirmation_id is None:
+def _require_code_unspent(passed_factor: str, confirmation_id: int | None) -> None:
+    if passed_factor != Factor.RECOVERY_CODE or confirmation_id is None:
         return
-    held = NewDeviceConfirmation.objects.filter(pk=partial.confirmation_id).first()
+    held = NewDeviceConfirmation.objects.filter(pk=confirmation_id).first()
     code = held.recovery_code if held is not None else None
     if code is None or code.used_at is not None:
         raise SelfRecoveryError(

@@ -1,45 +1,20 @@
-"""Starting a self-service recovery, its status page, and the mailed cancel link."""
+"""A self-service recovery's status page and the mailed cancel link (it is started from the
+sign-in's check-your-mail page, by the sign-in app, which holds the half-done sign-in)."""
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from relatch.audit.models import Factor
-from relatch.mfa.newdevice.notices import factor_label
-from relatch.mfa.newdevice.partial import current_partial_signin
+from relatch.mfa.notices import factor_label
 from relatch.mfa.selfservice import services
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _TEMPLATES = "mfa/selfservice"
-
-
-def _refused(request: HttpRequest, message: str, status: int) -> HttpResponse:
-    return render(request, f"{_TEMPLATES}/refused.html", {"reason": message}, status=status)
-
-
-@login_not_required
-@never_cache
-@require_POST
-def start(request: HttpRequest) -> HttpResponse:
-    """ "I no longer have access to my email": start the wait (the code is not spent)."""
-    partial = current_partial_signin(request)
-    if partial is None:
-        return _refused(
-            request,
-            "Your sign-in expired before the recovery could start. Sign in again with your "
-            "password and a code, then choose “I no longer have access to my email”.",
-            400,
-        )
-    response = redirect("selfrecovery:status")
-    try:
-        services.start_self_recovery(request=request, response=response, partial=partial)
-    except services.SelfRecoveryError as refusal:
-        return _refused(request, refusal.message, refusal.status)
-    return response
 
 
 @login_not_required
@@ -58,8 +33,6 @@ def status(request: HttpRequest) -> HttpResponse:
     wait_hours = int(settings.SELF_RECOVERY_WAIT.total_seconds() // 3600)
     context = {"rows": rows, "wait_hours": wait_hours}
     return render(request, f"{_TEMPLATES}/status.html", context)
-
-
 
 
 @login_not_required
