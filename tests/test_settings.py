@@ -250,7 +250,7 @@ def test_a_failing_view_shows_relatchs_500(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr("relatch.web.views.render", broken)
+    monkeypatch.setattr("relatch.index.pages.views.render", broken)
     client.raise_request_exception = False
     response = client.get("/")
     assert response.status_code == 500

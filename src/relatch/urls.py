@@ -1,16 +1,17 @@
 from django.urls import include, path
 
-from relatch.web import views
+from relatch.index.pages import views as index_pages
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", index_pages.home, name="home"),
     path("account/", include("relatch.accounts.urls")),
+    path("account/", include("relatch.signin.urls")),
     path("account/two-factor/", include("relatch.mfa.urls")),
     path("account/two-factor/app/", include("relatch.mfa.totp.urls")),
     path("account/two-factor/keys/", include("relatch.mfa.webauthn.urls")),
     path("account/two-factor/recovery-codes/", include("relatch.mfa.recovery_codes.urls")),
-    path("account/login/", include("relatch.mfa.newdevice.urls")),
-    path("account/recovery/", include("relatch.mfa.selfservice.urls")),
+    path("account/login/", include("relatch.signin.newdevice.urls")),
+    path("account/recovery/", include("relatch.signin.newdevice.recovery_urls")),
     path("recovery/request/", include("relatch.recovery.requester.urls")),
     path("recovery/proof/", include("relatch.recovery.proofs.urls")),
     path("desk/", include("relatch.recovery.desk.urls")),

@@ -11,9 +11,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+# Any user model's base, not relatch.accounts' User: audit sits below accounts (the apps
+# import one way, tests/test_import_order.py), so rows are written by the user's id.
+from django.contrib.auth.base_user import AbstractBaseUser as User
 from django.core import signing
 
-from relatch.accounts.models import User
 from relatch.audit.models import SecurityEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -2,9 +2,11 @@
 
 from dataclasses import dataclass
 
+# Any user model's base, not relatch.accounts' User: audit sits below accounts (the apps
+# import one way, tests/test_import_order.py), so rows are written by the user's id.
+from django.contrib.auth.base_user import AbstractBaseUser as User
 from django.db.models import Q, QuerySet
 
-from relatch.accounts.models import User
 from relatch.audit.cursors import Position, history_cursor, history_position
 from relatch.audit.models import SecurityEvent
 
@@ -32,7 +34,7 @@ def security_history_page(
     cursor, LIMIT 26 (the 26th only tells whether another page exists). No COUNT(*) and no
     OFFSET, so page 1000 of a 100 k-event history costs what the first page costs.
     """
-    events = SecurityEvent.objects.filter(user=user)
+    events = SecurityEvent.objects.filter(user_id=user.pk)
     page = _page_at_cursor(user, events, before=before, after=after)
     # Only a hand-edited link leads past either end (events are never deleted): the newest.
     if page is None or not page.events:

@@ -1,15 +1,8 @@
-"""Site-wide pages: home and the error pages."""
+"""Site-wide pages every app shares: the error pages. (The home page lists projects: it is
+the index's, in relatch.index.pages.views; web imports no app above it.)"""
 
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-
-from relatch.index.pages.queries import recently_updated_projects
-
-
-@login_not_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/home.html", {"recent_projects": recently_updated_projects()})
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -7,8 +7,20 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from relatch.index.names import normalize_project_name
-from relatch.index.pages.queries import project_page, public_user, shown_description, user_roles
+from relatch.index.pages.queries import (
+    project_page,
+    public_user,
+    recently_updated_projects,
+    shown_description,
+    user_roles,
+)
 from relatch.index.pages.rendering import rendered_description
+
+
+@login_not_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The site's home page: what it is, and the projects updated last."""
+    return render(request, "web/home.html", {"recent_projects": recently_updated_projects()})
 
 
 @login_not_required
