@@ -216,7 +216,7 @@ class Relatch:
             *src.rglob("models.py"),
             *(src / "index" / "upload").glob("*.py"),
             src / "index" / "names.py",
-            src / "index" / "simple" / "imports.py",
+            *(src / "index" / "simple").glob("imports.py"),  # before issue 16: now in upload/
             *(src / "index" / "management").rglob("*.py"),
         ]
         for p in sorted(shaping):
@@ -241,11 +241,18 @@ class Relatch:
         env = self._env(cache)
         t0 = time.monotonic()
         subprocess.run([relatch, "migrate", "-v0"], check=True, env=env)
+        # The account the files are published as (index_import_file needs one).
+        subprocess.run(
+            [relatch, "shell", "-c", "from relatch.accounts.provisioning import "
+             "create_verified_user as c; c(username='bench', email='bench@example.org', "
+             "password=None)"],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )
         files = sorted(str(p) for p in (self.corpus / "packages").iterdir())
         log(f"relatch: importing {len(files)} files with index_import_file (cached afterwards)")
         for i in range(0, len(files), 1000):
             subprocess.run(
-                [relatch, "index_import_file", *files[i : i + 1000]],
+                [relatch, "index_import_file", "--owner", "bench", *files[i : i + 1000]],
                 check=True,
                 env=env,
                 stdout=subprocess.DEVNULL,

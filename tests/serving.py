@@ -125,6 +125,14 @@ class Server:
             timeout=60, check=False,
         )
 
+    def create_account(self, username: str) -> None:
+        """A verified account without a password, made as an operator would (a Django shell):
+        the ``--owner`` of ``relatch index_import_file``."""
+        code = ("from relatch.accounts.provisioning import create_verified_user as c; "
+                f"c(username={username!r}, email={username + '@example.org'!r}, password=None)")
+        done = self.relatch("shell", "-c", code)
+        assert done.returncode == 0, done.stderr
+
     def stop(self, timeout: float = 20) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=timeout)

@@ -80,9 +80,12 @@ def test_the_project_has_two_releases_an_owner_and_a_maintainer() -> None:
     assert bob_event.details == {
         "project": "demo-hello", "role": "maintainer", "by": "relatch demo",
     }
-    alice_events = SecurityEvent.objects.filter(user__username="alice",
-                                                kind=EventKind.ROLE_CHANGED)
-    assert [e.details["role"] for e in alice_events] == ["owner"]  # once, for two imports
+    # Imported as uploads are made, in alice's name: the project once, each file.
+    created = SecurityEvent.objects.get(user__username="alice", kind=EventKind.PROJECT_CREATED)
+    assert created.details == {"project": "demo-hello", "by": "operator import"}
+    uploaded = SecurityEvent.objects.filter(user__username="alice", kind=EventKind.FILE_UPLOADED)
+    assert sorted(e.details["version"] for e in uploaded) == ["1.0", "1.1"]
+    assert {f.uploader.username for f in File.objects.select_related("uploader")} == {"alice"}
 
 
 def test_the_stored_wheels_are_valid_and_match_their_digests() -> None:

@@ -19,9 +19,8 @@ from django.utils import timezone
 from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
 from relatch.index.models import IndexState, Project
-from relatch.index.simple.imports import import_distribution
+from relatch.index.upload.imports import import_distribution
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
@@ -29,22 +28,16 @@ JSON = "application/vnd.pypi.simple.v1+json"
 
 
 
-@pytest.fixture
-def owner(user: User) -> User:
-    """alice, owner of sample-pkg 1.0 and 1.1."""
-    return own_sample_pkg(user)
-
-
 def _upload(owner: User, name: str, version: str) -> None:
     response = post(Client(), build_wheel(name, version), token_for(owner))
     assert response.status_code == 200, response.content
 
 
-def _import(tmp_path: Path, name: str, version: str) -> None:
+def _import(owner: User, tmp_path: Path, name: str, version: str) -> None:
     dist = build_wheel(name, version)
     source = tmp_path / dist.filename
     source.write_bytes(dist.content)
-    import_distribution(source=source)
+    import_distribution(source=source, owner=owner)
 
 
 def _yank(owner: User, reason: str = "broken") -> None:
@@ -77,9 +70,9 @@ def body(response: Any) -> bytes:
 
 INDEX_CHANGES: list[tuple[str, Callable[[User, Path], None], bool]] = [
     ("a new project uploaded", lambda u, _: _upload(u, "other-pkg", "1.0"), True),
-    ("a new project imported", lambda _, d: _import(d, "other-pkg", "1.0"), True),
+    ("a new project imported", lambda u, d: _import(u, d, "other-pkg", "1.0"), True),
     ("a new version uploaded", lambda u, _: _upload(u, "sample-pkg", "1.2"), False),
-    ("a version imported", lambda _, d: _import(d, "sample-pkg", "1.2"), False),
+    ("a version imported", lambda u, d: _import(u, d, "sample-pkg", "1.2"), False),
     ("a yank", lambda u, _: _yank(u), False),
     ("a release deleted", lambda u, _: _delete(u), False),
 ]
@@ -131,7 +124,7 @@ def _nothing(owner: User) -> None:
 
 PROJECT_CHANGES: list[tuple[str, Callable[[User], None], Callable[[User, Path], None]]] = [
     ("upload", _nothing, lambda u, _: _upload(u, "sample-pkg", "1.2")),
-    ("import", _nothing, lambda _, d: _import(d, "sample-pkg", "1.2")),
+    ("import", _nothing, lambda u, d: _import(u, d, "sample-pkg", "1.2")),
     ("yank", _nothing, lambda u, _: _yank(u)),
     ("unyank", _yank, lambda u, _: _unyank(u)),
     ("delete", _nothing, lambda u, _: _delete(u)),

@@ -23,7 +23,6 @@ from relatch.index.changes import mark_project_changed, mark_project_list_change
 from relatch.index.models import Project, Release
 from relatch.index.simple.response_cache import TRUST_SECONDS, ResponseCache, ResponseStore
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg
 from tests.index.wsgi_calls import Counted, FakeClock, call_app
 from tests.serving import RELATCH, Server, running_server
 
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PAGE = "/simple/sample-pkg/"
 BUMP = ("import sys; from pathlib import Path; from relatch.index.change_stamp import ChangeStamp;"
         " ChangeStamp(Path(sys.argv[1])).bump()")
-
-
-@pytest.fixture
-def owner(user: User) -> User:
-    """alice, owner of sample-pkg 1.0 and 1.1."""
-    return own_sample_pkg(user)
 
 
 def _bump_in_another_process(path: Path) -> None:
@@ -198,8 +191,10 @@ def _poll(server: Server, stop: threading.Event, seen: list[tuple[float, int, bo
 # Another process's change: it waits for a line, calls the import service, says so once the
 # service has returned (committed, and the stamp rewritten) and stays up, as a web worker would.
 IMPORT = ("import sys, time; from pathlib import Path; "
-          "from relatch.index.simple.imports import import_distribution; "
-          "sys.stdin.readline(); import_distribution(source=Path({path!r})); "
+          "from relatch.accounts.models import User; "
+          "from relatch.index.upload.imports import import_distribution; "
+          "sys.stdin.readline(); "
+          "import_distribution(source=Path({path!r}), owner=User.objects.get(username='maria')); "
           "print('committed', flush=True); time.sleep(60)")
 
 
@@ -213,7 +208,9 @@ def test_every_web_process_sees_a_change_another_process_commits(tmp_path: Path)
     seen: list[tuple[float, int, bool]] = []
     stop = threading.Event()
     with running_server(tmp_path, RELATCH_WEB_WORKERS="2") as server:
-        first = server.relatch("index_import_file", str(tmp_path / dists[0].filename))
+        server.create_account("maria")
+        first = server.relatch("index_import_file", str(tmp_path / dists[0].filename),
+                               "--owner", "maria")
         assert first.returncode == 0, first.stderr
         other = subprocess.Popen(
             [str(RELATCH), "shell", "-c", IMPORT.format(path=str(tmp_path / dists[1].filename))],

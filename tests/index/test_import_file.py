@@ -1,4 +1,5 @@
-"""``relatch index_import_file``: an operator adds existing wheels and sdists to the index."""
+"""``relatch index_import_file``: an operator adds existing wheels and sdists to the index,
+through the same pipeline as a twine upload, published as the account ``--owner`` names."""
 
 import hashlib
 from io import StringIO
@@ -10,8 +11,17 @@ from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from relatch.index.models import File, Project, Release, UsedFilename
+from relatch.accounts.freeze import freeze_account
+from relatch.accounts.models import User
+from relatch.audit.models import EventKind, SecurityEvent
+from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
+from relatch.index.upload.storage import file_storage_path
+from relatch.mfa.policy import owns_projects
 from tests.index.dists import build_sdist, build_wheel
+from tests.index.project_rows import make_project
+from tests.index.test_upload import post, token_for
+
+pytestmark = pytest.mark.django_db
 
 
 def _write(tmp_path: Path, dist: Any) -> Path:
@@ -20,14 +30,25 @@ def _write(tmp_path: Path, dist: Any) -> Path:
     return path
 
 
-@pytest.mark.django_db
-def test_import_creates_rows_and_stores_bytes_and_metadata(tmp_path: Path, client: Client) -> None:
+def _import(*args: str) -> str:
+    out = StringIO()
+    call_command("index_import_file", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def maria(make_user: Any) -> User:
+    return make_user(username="maria")
+
+
+def test_import_creates_rows_and_stores_bytes_and_metadata(
+    tmp_path: Path, client: Client, maria: User
+) -> None:
     wheel = build_wheel("Sample_Pkg", "1.0", project_urls={"Repository": "https://git.example/x"})
     sdist = build_sdist("Sample_Pkg", "1.0")
-    out = StringIO()
-    call_command("index_import_file", str(_write(tmp_path, wheel)), str(_write(tmp_path, sdist)),
-                 "--project", "Sample_Pkg", stdout=out)
-    assert f"imported {wheel.filename}" in out.getvalue()
+    out = _import(str(_write(tmp_path, wheel)), str(_write(tmp_path, sdist)),
+                  "--project", "Sample_Pkg", "--owner", "maria")
+    assert f"imported {wheel.filename}" in out
     project = Project.objects.get()
     assert (project.name, project.normalized_name) == ("Sample_Pkg", "sample-pkg")
     release = Release.objects.get()
@@ -37,6 +58,7 @@ def test_import_creates_rows_and_stores_bytes_and_metadata(tmp_path: Path, clien
     assert release.project_urls == {"Repository": "https://git.example/x"}
     stored = File.objects.get(filename=wheel.filename)
     assert stored.sha256_digest == wheel.sha256
+    assert f"imported {wheel.filename} as /files/{stored.path}\n" in out
     assert default_storage.open(stored.path).read() == wheel.content
     assert stored.metadata_sha256_digest == hashlib.sha256(wheel.metadata.encode()).hexdigest()
     assert File.objects.get(filename=sdist.filename).metadata_sha256_digest == ""
@@ -45,41 +67,114 @@ def test_import_creates_rows_and_stores_bytes_and_metadata(tmp_path: Path, clien
     assert b"".join(response.streaming_content) == wheel.metadata.encode()
 
 
-@pytest.mark.django_db
-def test_import_refuses_a_used_file_name_and_a_wrong_project(tmp_path: Path) -> None:
+def test_import_refuses_a_used_file_name_and_a_wrong_project(tmp_path: Path, maria: User) -> None:
     path = _write(tmp_path, build_wheel())
-    call_command("index_import_file", str(path), stdout=StringIO())
+    _import(str(path), "--owner", "maria")
     with pytest.raises(CommandError, match="uploaded before"):
-        call_command("index_import_file", str(path), stdout=StringIO())
+        _import(str(path), "--owner", "maria")
     other = _write(tmp_path, build_wheel(version="2.0"))
     with pytest.raises(CommandError, match="not a file of"):
-        call_command("index_import_file", str(other), "--project", "other", stdout=StringIO())
+        _import(str(other), "--project", "other", "--owner", "maria")
     bad = tmp_path / "not-a-distribution.txt"
     bad.write_text("x")
     with pytest.raises(CommandError):
-        call_command("index_import_file", str(bad), stdout=StringIO())
+        _import(str(bad), "--owner", "maria")
     with pytest.raises(CommandError, match="no such file"):
-        call_command("index_import_file", str(tmp_path / "missing.whl"), stdout=StringIO())
+        _import(str(tmp_path / "missing.whl"), "--owner", "maria")
     assert File.objects.count() == 1
 
 
-def test_import_can_name_an_owner_who_may_then_upload(tmp_path: Path, make_user: Any) -> None:
-    from relatch.audit.models import EventKind, SecurityEvent
-    from relatch.index.models import Role
-    from relatch.mfa.policy import owns_projects
-
-    maria = make_user(username="maria")
+def test_import_can_name_an_owner_who_may_then_upload(tmp_path: Path, maria: User) -> None:
     wheel = _write(tmp_path, build_wheel("owned-pkg", "1.0"))
-    call_command("index_import_file", str(wheel), "--owner", "MARIA", stdout=StringIO())
+    _import(str(wheel), "--owner", "MARIA")
     role = Role.objects.get(project__normalized_name="owned-pkg")
     assert (role.user, role.kind) == (maria, Role.Kind.OWNER)
     assert owns_projects(maria)
-    assert SecurityEvent.objects.filter(user=maria, kind=EventKind.ROLE_CHANGED).count() == 1
+    # As for an upload that creates a project: PROJECT_CREATED on the owner's account.
+    created = SecurityEvent.objects.get(user=maria, kind=EventKind.PROJECT_CREATED)
+    assert created.details == {"project": "owned-pkg", "by": "operator import"}
+    response = post(Client(), build_wheel("owned-pkg", "1.1"), token_for(maria))
+    assert response.status_code == 200, response.content
 
 
-@pytest.mark.django_db
-def test_import_refuses_an_unknown_owner_and_changes_nothing(tmp_path: Path) -> None:
+def test_an_import_is_published_as_the_owner_like_an_upload(
+    tmp_path: Path, client: Client, maria: User
+) -> None:
+    """Same rows, storage layout and events as twine's upload; only the way in differs: no
+    token, so no token use, and the events say the operator imported in maria's name."""
+    uploaded_dist, imported_dist = build_wheel("up-pkg", "1.0"), build_wheel("in-pkg", "1.0")
+    assert post(client, uploaded_dist, token_for(maria)).status_code == 200
+    _import(str(_write(tmp_path, imported_dist)), "--owner", "maria")
+
+    uploaded = File.objects.get(filename=uploaded_dist.filename)
+    imported = File.objects.get(filename=imported_dist.filename)
+    columns = ("packagetype", "python_version", "requires_python", "uploader")
+    assert [getattr(imported, c) for c in columns] == [getattr(uploaded, c) for c in columns]
+    assert imported.size == len(imported_dist.content)
+    assert imported.uploader == maria and imported.release.uploader == maria
+    assert imported.path == file_storage_path(imported_dist.sha256, imported_dist.filename)
+    assert imported.blake2_256_digest == imported_dist.blake2_256
+    assert bool(imported.metadata_sha256_digest) and bool(uploaded.metadata_sha256_digest)
+    release_columns = ("summary", "description_content_type", "author_email", "requires_python",
+                       "extra_metadata", "uploader")
+    assert [getattr(imported.release, c) for c in release_columns] == [
+        getattr(uploaded.release, c) for c in release_columns
+    ]
+    # The METADATA's body, as twine reads it (the test's form fields drop its last newline).
+    assert imported.release.description == imported_dist.metadata.split("\n\n", 1)[1]
+    assert UsedFilename.objects.get(filename=imported_dist.filename).project_name == "in-pkg"
+    assert Role.objects.get(project__normalized_name="in-pkg").user == maria
+
+    events = SecurityEvent.objects.filter(user=maria, details__project="in-pkg")
+    assert sorted(e.kind for e in events) == sorted(
+        [EventKind.PROJECT_CREATED, EventKind.FILE_UPLOADED])
+    file_event = events.get(kind=EventKind.FILE_UPLOADED)
+    assert file_event.factor == ""
+    assert file_event.details == {"filename": imported_dist.filename, "project": "in-pkg",
+                                  "version": "1.0", "sha256": imported_dist.sha256,
+                                  "by": "operator import"}
+    assert APIToken.objects.get().last_used_at is not None  # the upload's, not the import's
+    assert SecurityEvent.objects.filter(user=maria, kind=EventKind.API_TOKEN_USED).count() == 1
+
+
+def test_an_existing_project_takes_imports_only_from_its_members(
+    tmp_path: Path, make_user: Any, maria: User
+) -> None:
+    """As for uploads: naming an account does not make it an owner of someone else's project."""
+    owner = make_user(username="olga")
+    make_project("sample-pkg", owners=(owner,), maintainers=(maria,))
+    stranger = make_user(username="sam")
+    with pytest.raises(CommandError, match="not allowed to upload to project 'sample-pkg'"):
+        _import(str(_write(tmp_path, build_wheel(version="1.0"))), "--owner", "sam")
+    assert not Role.objects.filter(user=stranger).exists()
+    assert not File.objects.exists() and not UsedFilename.objects.exists()
+    _import(str(_write(tmp_path, build_wheel(version="1.1"))), "--owner", "maria")
+    assert File.objects.get().uploader == maria
+    assert set(Role.objects.values_list("user__username", "kind")) == {
+        ("olga", Role.Kind.OWNER), ("maria", Role.Kind.MAINTAINER)}
+
+
+def test_a_frozen_account_publishes_nothing_by_import_either(tmp_path: Path, maria: User) -> None:
+    freeze_account(user=maria, reason="this wasn't me")
+    with pytest.raises(CommandError, match="this account is frozen"):
+        _import(str(_write(tmp_path, build_wheel())), "--owner", "maria")
+    assert not Project.objects.exists() and not UsedFilename.objects.exists()
+
+
+def test_the_upload_checks_apply_to_imports(tmp_path: Path, maria: User) -> None:
+    """A wheel whose name says another version than its METADATA is refused, as uploaded."""
+    wheel = build_wheel(version="1.0")
+    renamed = tmp_path / wheel.filename.replace("-1.0-", "-2.0-")
+    renamed.write_bytes(wheel.content)
+    with pytest.raises(CommandError, match="The wheel has no sample_pkg-2.0.dist-info/METADATA"):
+        _import(str(renamed), "--owner", "maria")
+    assert not Project.objects.exists()
+
+
+def test_import_needs_an_owner_and_refuses_an_unknown_one(tmp_path: Path) -> None:
     wheel = _write(tmp_path, build_wheel("owned-pkg", "1.0"))
+    with pytest.raises(CommandError, match="--owner"):
+        _import(str(wheel))
     with pytest.raises(CommandError, match="no account named nobody"):
-        call_command("index_import_file", str(wheel), "--owner", "nobody", stdout=StringIO())
+        _import(str(wheel), "--owner", "nobody")
     assert not Project.objects.exists()

@@ -22,11 +22,12 @@ YANK = (
 
 def _load(server: Server, tmp_path: Path) -> None:
     """sample-pkg 1.0 (VALUE 10) and 1.1 (VALUE 11, yanked) in the server's database."""
+    server.create_account("maria")
     for version, value in (("1.0", 10), ("1.1", 11)):
         dist = build_wheel("sample-pkg", version, module_source=f"VALUE = {value}\n")
         path = tmp_path / dist.filename
         path.write_bytes(dist.content)
-        result = server.relatch("index_import_file", str(path))
+        result = server.relatch("index_import_file", str(path), "--owner", "maria")
         assert result.returncode == 0, result.stderr
         assert f"imported {dist.filename}" in result.stdout
     result = server.relatch("shell", "-c", YANK)

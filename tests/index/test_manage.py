@@ -24,19 +24,6 @@ LONG_AGO = timezone.now() - timedelta(days=30)
 
 
 @pytest.fixture
-def alice(user: User) -> User:
-    add_app(user)
-    return user
-
-
-@pytest.fixture
-def bob(make_user: Any) -> User:
-    bob = make_user(username="bob", email="bob@example.org")
-    add_app(bob)
-    return bob
-
-
-@pytest.fixture
 def project(alice: User, bob: User) -> Project:
     project = make_project("Demo_Project", owners=(alice,), maintainers=(bob,))
     Project.objects.filter(pk=project.pk).update(last_changed_at=LONG_AGO)
@@ -49,11 +36,6 @@ def release(project: Project) -> Release:
     add_file(release, "demo_project-1.0-py3-none-any.whl", b"wheel bytes")
     add_file(release, "demo_project-1.0.tar.gz", b"sdist bytes")
     return release
-
-
-@pytest.fixture
-def as_alice(client: CommittingClient, alice: User) -> CommittingClient:
-    return sign_in(client, alice)
 
 
 def page(name: str, project: Project, *args: str) -> str:

@@ -13,19 +13,13 @@ from relatch.accounts.models import User
 from relatch.index.manage.releases import delete_release, unyank_release, yank_release
 from relatch.index.models import Project
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg, publish
+from tests.index.simple_rows import publish
 from tests.index.test_upload import post, token_for
 
 pytestmark = pytest.mark.django_db
 JSON = "application/vnd.pypi.simple.v1+json"
 PAGE = "/simple/sample-pkg/"
 
-
-
-@pytest.fixture
-def owner(user: User) -> User:
-    """alice, owner of sample-pkg 1.0 and 1.1."""
-    return own_sample_pkg(user)
 
 
 def fetch(accept: str, etag: str | None = None) -> Any:

@@ -29,18 +29,12 @@ from relatch.index.simple.response_cache import (
 )
 from relatch.wsgi import application
 from tests.index.dists import build_wheel
-from tests.index.simple_rows import own_sample_pkg, publish
+from tests.index.simple_rows import publish
 from tests.index.wsgi_calls import Counted, FakeClock, call_app, environ
 
 pytestmark = pytest.mark.django_db(transaction=True)
 JSON = "application/vnd.pypi.simple.v1+json"
 PAGE = "/simple/sample-pkg/"
-
-
-@pytest.fixture
-def owner(user: User) -> User:
-    """alice, owner of sample-pkg 1.0 and 1.1."""
-    return own_sample_pkg(user)
 
 
 @pytest.mark.parametrize(("path", "accept"), [

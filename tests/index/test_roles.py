@@ -36,26 +36,8 @@ def url(name: str, project: Project, *args: int) -> str:
 
 
 @pytest.fixture
-def alice(user: User) -> User:
-    add_app(user)
-    return user
-
-
-@pytest.fixture
-def bob(make_user: Any) -> User:
-    bob = make_user(username="bob", email="bob@example.org")
-    add_app(bob)
-    return bob
-
-
-@pytest.fixture
 def project(alice: User) -> Project:
     return make_project("Demo_Project", owners=(alice,))
-
-
-@pytest.fixture
-def as_alice(client: CommittingClient, alice: User) -> CommittingClient:
-    return sign_in(client, alice)
 
 
 @pytest.fixture

@@ -601,3 +601,13 @@ def test_a_staff_token_never_uploads_and_an_upload_token_never_reaches_the_desk(
         authenticate_token(raw=text)
     assert refused.value.reason == "purpose"
     assert authenticate_token(raw=text, purpose=APIToken.Purpose.STAFF).pk == row.pk
+
+
+def test_the_service_caps_the_expiry_for_every_caller(with_app: User) -> None:
+    """The cap is the service's rule (issue 16): the page's form and the API both meet it."""
+    far = timezone.now() + timedelta(days=services.MAX_EXPIRY_DAYS, minutes=1)
+    with pytest.raises(TokenError, match=services.EXPIRY_TOO_FAR):
+        service_token(with_app, expires_at=far)
+    assert not APIToken.objects.exists()
+    row, _ = service_token(with_app, expires_at=far - timedelta(minutes=2))
+    assert row.expires_at == far - timedelta(minutes=2)

@@ -21,7 +21,7 @@ from relatch.accounts.models import User
 from relatch.audit.models import EventKind, Factor, SecurityEvent
 from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
 from relatch.index.tokens.services import create_token
-from relatch.index.upload import services, views
+from relatch.index.upload import publisher, services, views
 from relatch.index.upload.storage import file_storage_path
 from relatch.mfa.models import TotpDevice
 from tests.index.dists import Dist, build_sdist, build_wheel
@@ -447,7 +447,7 @@ def test_a_database_failure_leaves_no_stored_file(
     def broken(**_: Any) -> None:
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(services, "note_token_use", broken)  # runs after the file is stored
+    monkeypatch.setattr(publisher, "note_token_use", broken)  # runs after the file is stored
     with pytest.raises(RuntimeError):
         _service_call(alice, build_wheel())()
     nothing_changed(files_dir)

@@ -387,6 +387,9 @@ def test_not_me_after_completion_tells_the_truth_and_ends_the_recovered_sessions
     alice.refresh_from_db()
     assert alice.is_frozen
     assert APIToken.objects.latest("pk").revoked_at is not None
+    ended = SecurityEvent.objects.get(user=alice, kind=EventKind.OTHER_SESSIONS_ENDED)
+    assert ended.details == {"request": recovery.public_id, "sessions": 1, "devices": 1,
+                             "api_tokens": 1}
     assert "URGENT" in mail.last("dana@staff.example")["Subject"]
     recovery.refresh_from_db()
     assert recovery.urgent_since is not None

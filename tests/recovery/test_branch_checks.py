@@ -76,11 +76,6 @@ def listener():
     server.close()
 
 
-@pytest.fixture
-def staff(make_user):
-    return make_user(username="dana", is_staff=True)
-
-
 def branch_proof(user, staff, url):
     recovery, proof = asked(user, staff, ProofKind.REPO_BRANCH,
                             project=make_project(user, urls={"Source": url}))

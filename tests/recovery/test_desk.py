@@ -25,23 +25,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def make_staff(make_user):
-    def factory(username="dana", *, second_factor=True):
-        staff = make_user(username=username, is_staff=True)
-        if second_factor:
-            add_app(staff)
-        return staff
-
-    return factory
-
-
-@pytest.fixture
 def staff(make_staff):
+    """Here dana has a second factor: the staff member signed in to the desk."""
     return make_staff()
 
 
 @pytest.fixture
 def desk(client, staff):
+    """The desk signed in as ``staff`` (the tests here use both)."""
     return sign_in(client, staff)
 
 

@@ -27,13 +27,6 @@ pytestmark = pytest.mark.django_db
 LABEL = "Username or email address"
 
 
-@pytest.fixture
-def desk(client, make_user):
-    staff = make_user(username="dana", is_staff=True)
-    add_app(staff)
-    return sign_in(client, staff)
-
-
 def search(desk, query):
     response = desk.get("/desk/users/", {"q": query})
     assert response.status_code == 200

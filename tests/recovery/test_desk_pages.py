@@ -10,20 +10,11 @@ from django.utils import timezone
 
 from relatch.recovery.desk import queries
 from relatch.recovery.models import RecoveryMessage, RecoveryRequest, State
-from tests.conftest import sign_in
-from tests.mfa.factor_rows import add_app
 from tests.recovery.requests import make_request
 
 pytestmark = pytest.mark.django_db
 
 NEXT_LINK = re.compile(r'<a rel="next" href="\?([^"]+)">Newer requests</a>')
-
-
-@pytest.fixture
-def desk(client, make_user):
-    staff = make_user(username="dana", is_staff=True)
-    add_app(staff)
-    return sign_in(client, staff)
 
 
 @pytest.fixture

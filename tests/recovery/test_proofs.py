@@ -25,11 +25,6 @@ pytestmark = pytest.mark.django_db
 Status = RecoveryProof.Status
 
 
-@pytest.fixture
-def staff(make_user):
-    return make_user(username="dana", is_staff=True)
-
-
 def page(proof) -> str:
     url = proof_page_url(proof)
     return url[url.index("/recovery/proof/"):]

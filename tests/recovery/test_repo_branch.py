@@ -108,11 +108,6 @@ def _wait_for(port: int) -> None:
     raise RuntimeError("git daemon did not start")
 
 
-@pytest.fixture
-def staff(make_user):
-    return make_user(username="dana", is_staff=True)
-
-
 def branch_proof(user, staff, url, **kwargs):
     project = make_project(user, urls={"Source": url})
     return asked(user, staff, ProofKind.REPO_BRANCH, project=project, **kwargs)

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 PAIRS = [(a, b) for a in State for b in State if a != b]
 
 
-@pytest.fixture
-def staff(make_user):
-    return make_user(username="dana", is_staff=True)
-
-
 def moved(recovery, to, **kwargs):
     with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
         result = move(recovery=recovery, to=to, **kwargs)

@@ -2,7 +2,8 @@
 and API-token management, with its OpenAPI schema at /api/v1/openapi.json.
 
 Every error is ``{"detail": "<message>"}`` with the fitting status; a body that fails the
-schema is a 422 whose ``detail`` names the field (and ``errors`` lists them all).
+schema is a 422 whose ``detail`` names the field (and ``errors`` lists them all). A service's
+refusal (any ``relatch.web.refusals.Refusal``) is mapped here, once: its message, its status.
 """
 
 import json
@@ -14,6 +15,7 @@ from ninja.errors import ValidationError
 from ninja.parser import Parser
 
 from relatch.api import requester, requester_proofs, staff, tokens
+from relatch.web.refusals import Refusal
 
 
 class ObjectBodyParser(Parser):
@@ -58,6 +60,13 @@ def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     return api.create_response(
         request, {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status=422
     )
+
+
+@api.exception_handler(Refusal)
+def refused(request: HttpRequest, exc: Refusal) -> HttpResponse:
+    """A service said no (nothing changed): the same words the page shows, with the status
+    its class names (e.g. 409 for the desk, 400 for a proof, 429 for a rate limit)."""
+    return api.create_response(request, {"detail": exc.message}, status=exc.status)
 
 
 @api.exception_handler(Http404)

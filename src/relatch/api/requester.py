@@ -2,7 +2,9 @@
 follow it with the status token (``Authorization: Bearer <public_id>.<token>``).
 
 Same rules as the pages: no answer says whether the username exists (ASVS 6.3.8), and a
-request refused quietly because the account is blocked looks like any submitted one.
+request refused quietly because the account is blocked looks like any submitted one. The
+status is the status page's read model (relatch.recovery.requester.queries); a refusal of the
+services is answered by the handler of relatch.api.api, with its message and status.
 """
 
 from django.http import HttpRequest
@@ -17,13 +19,12 @@ from relatch.api.schemas import (
     MessageIn,
     MessageOut,
     NewRequestIn,
-    ProofOut,
     StartedOut,
     StatusOut,
 )
-from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
+from relatch.recovery.models import RecoveryRequest
 from relatch.recovery.requester import services
-from relatch.recovery.workflow import requester_label
+from relatch.recovery.requester.queries import requester_status
 
 router = Router(tags=["recovery: requester"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut,
@@ -36,23 +37,16 @@ RESENT = "If the request still waits for its code, a new one was sent."
 NO_SUCH = "No request is waiting for a code under this id."
 
 
-def _refused(refusal: services.RequesterError) -> HttpError:
-    return HttpError(refusal.status, refusal.message)
-
-
 @router.post("/requests", response={202: StartedOut, **ERRORS}, auth=None)
 def start(request: HttpRequest, payload: NewRequestIn) -> Status[StartedOut]:
     """Start a recovery request; a code goes to the contact address (the same answer whether
     or not the username exists)."""
-    try:
-        recovery = services.start_request(
-            request=request, username=payload.username.strip(),
-            contact_email=payload.contact_email, still_has=list(payload.still_has),
-            description=payload.description.strip(), agreed=payload.agreed,
-            acknowledged=payload.acknowledged,
-        )
-    except services.RequesterError as refusal:
-        raise _refused(refusal) from None
+    recovery = services.start_request(
+        request=request, username=payload.username.strip(),
+        contact_email=payload.contact_email, still_has=list(payload.still_has),
+        description=payload.description.strip(), agreed=payload.agreed,
+        acknowledged=payload.acknowledged,
+    )
     return Status(202, StartedOut(public_id=recovery.public_id, detail=STARTED))
 
 
@@ -73,18 +67,14 @@ def confirm(request: HttpRequest, public_id: str, payload: CodeIn) -> DetailOut:
     if recovery.contact_confirmed_at is None and services.confirm_contact(
         recovery=recovery, code=payload.code
     ) is False:
-        raise HttpError(400, services.code_problem(recovery) or "That code is wrong.")
+        raise HttpError(400, services.why_code_refused(recovery))
     return DetailOut(detail=FILED)
 
 
 @router.post("/requests/{public_id}/new-code", response={202: DetailOut, **ERRORS}, auth=None)
 def new_code(request: HttpRequest, public_id: str) -> Status[DetailOut]:
     """Replace the contact code with a new one (rate-limited)."""
-    recovery = _unfiled(public_id)
-    try:
-        services.send_new_code(request=request, recovery=recovery)
-    except services.RequesterError as refusal:
-        raise _refused(refusal) from None
+    services.send_new_code(request=request, recovery=_unfiled(public_id))
     return Status(202, DetailOut(detail=RESENT))
 
 
@@ -95,37 +85,15 @@ def status(request: HttpRequest) -> StatusOut:
 
 
 def status_of(recovery: RecoveryRequest) -> StatusOut:
-    from relatch.recovery.requester.views import PROOF_INSTRUCTIONS
-
-    quiet = services.refused_quietly(recovery)
-    shown = State.SUBMITTED if quiet else State(recovery.state)
-    pending = [] if quiet else recovery.proofs.filter(status=RecoveryProof.Status.PENDING)
-    return StatusOut(
-        public_id=recovery.public_id, state=shown.value, state_label=requester_label(shown),
-        created_at=recovery.created_at,
-        wait_ends_at=recovery.wait_ends_at if shown == State.IN_WAITING_PERIOD else None,
-        waiting_for_you_since=None if quiet else recovery.awaiting_requester_since,
-        pending_proofs=[
-            ProofOut(id=p.pk, kind=p.kind, kind_label=str(ProofKind(p.kind).label),
-                     status=p.status, expires_at=p.expires_at,
-                     instructions=PROOF_INSTRUCTIONS.get(p.kind, ""))
-            for p in pending
-        ],
-        messages=[MessageOut(author=m.author, body=m.body, created_at=m.created_at)
-                  for m in recovery.messages.all()],
-        may_cancel=quiet or shown not in (State.COMPLETED, State.DENIED, State.CANCELLED),
-        may_reopen=shown == State.CLOSED_NO_RESPONSE,
-    )
+    """What the status page shows, as JSON."""
+    return StatusOut.model_validate(requester_status(recovery))
 
 
 @router.post("/status/messages", response={201: MessageOut, **ERRORS}, auth=status_token)
 def send_message(request: HttpRequest, payload: MessageIn) -> Status[MessageOut]:
     """Write to the staff working on the request."""
-    try:
-        recovery: RecoveryRequest = request.auth  # type: ignore[attr-defined]
-        message = services.post_message(recovery=recovery, body=payload.body)
-    except services.RequesterError as refusal:
-        raise _refused(refusal) from None
+    recovery: RecoveryRequest = request.auth  # type: ignore[attr-defined]
+    message = services.post_message(recovery=recovery, body=payload.body)
     return Status(201, MessageOut(author=message.author, body=message.body,
                                   created_at=message.created_at))
 
@@ -134,10 +102,7 @@ def send_message(request: HttpRequest, payload: MessageIn) -> Status[MessageOut]
 def cancel(request: HttpRequest) -> StatusOut:
     """Withdraw the request."""
     recovery: RecoveryRequest = request.auth  # type: ignore[attr-defined]
-    try:
-        services.cancel_by_requester(recovery=recovery)
-    except services.RequesterError as refusal:
-        raise _refused(refusal) from None
+    services.cancel_by_requester(recovery=recovery)
     recovery.refresh_from_db()
     return status_of(recovery)
 
@@ -146,9 +111,6 @@ def cancel(request: HttpRequest) -> StatusOut:
 def reopen(request: HttpRequest) -> StatusOut:
     """Reopen a request that was closed for lack of response."""
     recovery: RecoveryRequest = request.auth  # type: ignore[attr-defined]
-    try:
-        services.reopen(recovery=recovery)
-    except services.RequesterError as refusal:
-        raise _refused(refusal) from None
+    services.reopen(recovery=recovery)
     recovery.refresh_from_db()
     return status_of(recovery)

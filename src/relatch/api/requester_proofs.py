@@ -1,56 +1,61 @@
 """The requester's proofs through the JSON API (``Authorization: Bearer <public_id>.<token>``):
 list what staff asked for, answer it, have a code mailed, have a pushed branch checked.
 
-The same rules and words as the proof page (relatch.recovery.proofs.views): the services
-decide, a wrong answer is a 400 saying what the page says, and no answer is ever echoed back.
-A proof of another request, or of a request refused quietly, is the same 404.
+The same rules and words as the proof page: the services decide, a wrong answer is a 400
+saying what the page says, and no answer is ever echoed back. A proof is shown as the page's
+read model (relatch.recovery.proofs.queries), in its words (relatch.recovery.proofs.wording);
+a refusal of the services is answered by the handler of relatch.api.api. A proof of another
+request, or of a request refused quietly, is the same 404.
 """
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
-from django.urls import reverse
 from ninja import Path, Router, Status
 from ninja.errors import HttpError
 
 from relatch.api.auth import status_token
 from relatch.api.schemas import (
     AddressChoiceIn,
-    AddressChoiceOut,
     AnswerIn,
     DetailOut,
     ErrorOut,
     ProofAnsweredOut,
     RequesterProofOut,
 )
-from relatch.mfa.newdevice.forms import APP_CODE_MESSAGE, AppCodeForm, RecoveryCodeForm
+from relatch.mfa.forms import APP_CODE_MESSAGE, AppCodeForm, RecoveryCodeForm
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest
 from relatch.recovery.proofs import branch_checks, forms, services
-from relatch.recovery.proofs.evidence import mask_address, verified_account_emails
+from relatch.recovery.proofs.evidence import verified_account_emails
 from relatch.recovery.proofs.factors import submit_factor
-from relatch.recovery.proofs.views import why_not
+from relatch.recovery.proofs.queries import pending_requester_proofs, requester_proof, why_not
+from relatch.recovery.proofs.wording import (
+    ACCEPTED,
+    CHOOSE_ADDRESS,
+    CO_OWNER_ANSWERS,
+    CODE_SENT,
+    OTHER_KIND,
+    UNREADABLE,
+)
 from relatch.recovery.requester.services import refused_quietly
 
 router = Router(tags=["recovery: requester"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 MAX_ID = 2**31 - 1
 ProofId = Path(..., ge=1, le=MAX_ID)
-ACCEPTED = "Proof accepted. Thank you."
-CODE_SENT = "A code is on its way. It works for 10 minutes."
 NO_SUCH_PROOF = "This request has no such proof."
 NOT_ANSWERED_HERE = {
     ProofKind.REPO_BRANCH: "A branch proof is not answered: push the branch, then ask for a "
                            "check at /api/v1/recovery/status/proofs/{proof_id}/check.",
-    ProofKind.CO_OWNER: "A co-owner answers this proof on their own page.",
+    ProofKind.CO_OWNER: CO_OWNER_ANSWERS,
     ProofKind.SECURITY_KEY: "A security key answers on the proof page, in a browser: the "
                             "key signs for this site, not for an API client.",
 }
 # The page's form and its message for an answer it cannot even read, by kind.
 ANSWER_FORMS: dict[str, tuple[type[Any], str, str]] = {
-    ProofKind.API_TOKEN: (forms.ApiTokenForm, "token", "Paste the whole token."),
-    ProofKind.PASSWORD: (forms.PasswordForm, "password", "Enter the password."),
-    ProofKind.ACCOUNT_EMAIL: (forms.CodeForm, "code", "Enter the 6 digits of the code."),
+    ProofKind.API_TOKEN: (forms.ApiTokenForm, "token", UNREADABLE[ProofKind.API_TOKEN]),
+    ProofKind.PASSWORD: (forms.PasswordForm, "password", UNREADABLE[ProofKind.PASSWORD]),
+    ProofKind.ACCOUNT_EMAIL: (forms.CodeForm, "code", UNREADABLE[ProofKind.ACCOUNT_EMAIL]),
     ProofKind.TOTP: (AppCodeForm, "code", APP_CODE_MESSAGE),
     ProofKind.RECOVERY_CODE: (RecoveryCodeForm, "code", "Enter one of the recovery codes."),
 }
@@ -73,43 +78,7 @@ def _proof_of(recovery: RecoveryRequest, proof_id: int) -> RecoveryProof:
 
 def describe(proof: RecoveryProof) -> RequesterProofOut:
     """``proof`` as its page shows it to the holder of the status link."""
-    from relatch.recovery.requester.views import PROOF_INSTRUCTIONS
-
-    pending = proof.status == RecoveryProof.Status.PENDING
-    shown = RequesterProofOut(
-        id=proof.pk, kind=proof.kind, kind_label=str(ProofKind(proof.kind).label),
-        status=proof.status, expires_at=proof.expires_at,
-        instructions=PROOF_INSTRUCTIONS.get(proof.kind, ""),
-        attempts_left=max(services.MAX_ATTEMPTS - proof.attempts, 0),
-    )
-    if pending and proof.kind == ProofKind.REPO_BRANCH:
-        _add_branch(shown, proof)
-    elif pending and proof.kind == ProofKind.ACCOUNT_EMAIL:
-        _add_addresses(shown, proof)
-    elif proof.kind == ProofKind.CO_OWNER:
-        shown.vouch_url = settings.BASE_URL + reverse("proofs:vouch", args=[proof.pk])
-    return shown
-
-
-def _add_branch(shown: RequesterProofOut, proof: RecoveryProof) -> None:
-    try:
-        shown.branch = services.branch_to_push(proof)
-    except services.ProofError:
-        return  # the page says it cannot be shown any more; so does an empty branch
-    shown.repository = str(proof.evidence.get("repository", ""))
-    shown.project = str(proof.evidence.get("project", ""))
-    check = branch_checks.shown(proof)
-    shown.checking, shown.last_result = check.checking, check.result
-    shown.last_checked_at = check.checked_at
-
-
-def _add_addresses(shown: RequesterProofOut, proof: RecoveryProof) -> None:
-    user = proof.request.user
-    emails = verified_account_emails(user) if user is not None else []
-    # Masked: enough for the owner to recognise, nothing for anyone else to learn.
-    shown.addresses = [AddressChoiceOut(choice=e.pk, masked=mask_address(e.address))
-                       for e in emails]
-    shown.code_sent_to = str(proof.evidence.get("sent_to", ""))
+    return RequesterProofOut.model_validate(requester_proof(proof))
 
 
 @router.get("", response={200: list[RequesterProofOut], **ERRORS}, auth=status_token)
@@ -118,9 +87,8 @@ def pending_proofs(request: HttpRequest) -> list[RequesterProofOut]:
     recovery = _recovery(request)
     if refused_quietly(recovery):
         return []
-    pending = (recovery.proofs.select_related("request__user")
-               .filter(status=RecoveryProof.Status.PENDING).order_by("created_at", "pk"))
-    return [describe(proof) for proof in pending]
+    return [RequesterProofOut.model_validate(shown)
+            for shown in pending_requester_proofs(recovery)]
 
 
 def _answered(proof: RecoveryProof, outcome: bool) -> ProofAnsweredOut:
@@ -131,6 +99,8 @@ def _answered(proof: RecoveryProof, outcome: bool) -> ProofAnsweredOut:
 
 
 def _submit(request: HttpRequest, proof: RecoveryProof, answer: str) -> bool:
+    """Read ``answer`` with the page's form and hand it to the service (a ProofError, i.e.
+    a 400, for a kind not answered here or an answer the form cannot read)."""
     if proof.kind not in ANSWER_FORMS:
         raise services.ProofError(NOT_ANSWERED_HERE.get(
             ProofKind(proof.kind), "This proof is not answered here."))
@@ -156,11 +126,7 @@ def answer(request: HttpRequest, payload: AnswerIn,
     the password, the mailed code, the app's code or a recovery code). Five wrong answers
     fail the proof; app and recovery codes also count against the account's factor limits."""
     proof = _proof_of(_recovery(request), proof_id)
-    try:
-        outcome = _submit(request, proof, payload.answer)
-    except services.ProofError as refused:
-        raise HttpError(400, refused.message) from None
-    return _answered(proof, outcome)
+    return _answered(proof, _submit(request, proof, payload.answer))
 
 
 @router.post("/{proof_id}/send-code", response={202: DetailOut, **ERRORS}, auth=status_token)
@@ -172,13 +138,10 @@ def send_code(request: HttpRequest, payload: AddressChoiceIn,
     user = proof.request.user
     emails = {e.pk: e.address for e in verified_account_emails(user)} if user else {}
     if proof.kind != ProofKind.ACCOUNT_EMAIL:
-        raise HttpError(400, "This proof asks for something else.")
+        raise HttpError(400, OTHER_KIND)
     if payload.address_choice not in emails:
-        raise HttpError(400, "Choose one of the addresses.")
-    try:
-        services.send_account_email_code(proof=proof, address=emails[payload.address_choice])
-    except services.ProofError as refused:
-        raise HttpError(400, refused.message) from None
+        raise HttpError(400, CHOOSE_ADDRESS)
+    services.send_account_email_code(proof=proof, address=emails[payload.address_choice])
     return Status(202, DetailOut(detail=CODE_SENT))
 
 
@@ -191,11 +154,8 @@ def check(request: HttpRequest, proof_id: int = ProofId) -> Status[ProofAnswered
     ``last_result`` (or no longer lists the proof once it is satisfied). 429 after six
     checks of a request in an hour, saying when to try again (Relatch re-checks by itself)."""
     proof = _proof_of(_recovery(request), proof_id)
-    try:
-        message = branch_checks.request_check(proof=proof, by_requester=True)
-    except branch_checks.CheckLimitedError as limited:
-        raise HttpError(429, limited.message) from None
-    except services.ProofError as refused:
-        raise HttpError(400, refused.message) from None
+    # A 429 (CheckLimitedError) saying when to try again, or a 400 for a proof that takes no
+    # check: both from the handler of relatch.api.api.
+    message = branch_checks.request_check(proof=proof, by_requester=True)
     proof.refresh_from_db()
     return Status(202, ProofAnsweredOut(detail=message, proof=describe(proof)))

@@ -1,7 +1,6 @@
 """Request and response bodies of the JSON API. Every text field has a length limit, so an
 overlong value is a 422 with a message, never a 500 or a truncated write."""
 
-import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -11,6 +10,7 @@ from ninja import Schema
 from pydantic import AfterValidator, Field
 from pydantic.json_schema import JsonDict
 
+from relatch.recovery.desk.lookup import MAX_SEARCH, SEARCH_HELP, has_control_characters
 from relatch.recovery.models import ProofKind, State
 
 MAX_TEXT = 5000
@@ -342,15 +342,14 @@ SEARCH_PATTERN: JsonDict = {"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}
 
 
 def _no_control_characters(value: str) -> str:
-    if any(unicodedata.category(char) == "Cc" for char in value):
+    if has_control_characters(value):
         raise ValueError("No username or address has control characters.")
     return value
 
 
 class UserSearch(Schema):
-    q: Annotated[str, Field(max_length=254, json_schema_extra=SEARCH_PATTERN,
-                            description="An exact username or address (any case), or the "
-                                        "first 3 or more characters of a username."),
+    q: Annotated[str, Field(max_length=MAX_SEARCH, json_schema_extra=SEARCH_PATTERN,
+                            description=SEARCH_HELP),
                  AfterValidator(_no_control_characters)]
 
 

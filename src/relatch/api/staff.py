@@ -1,12 +1,13 @@
 """The staff side of the JSON API: the queue, a request's detail with the account's facts, the
 desk's actions and its user search. Authenticated by a staff-purpose API token
 (``relatch.api.auth``); every action goes through ``relatch.recovery.desk.services``, which
-writes the StaffAction."""
+writes the StaffAction. Requests are found, and shown, as the desk's pages find and show them
+(``relatch.recovery.desk.queries``); a refusal of the desk (DeskRefusedError) is a 409 with
+its message, from the handler of relatch.api.api."""
 
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.http import HttpRequest
 from ninja import Query, Router, Status
@@ -34,7 +35,8 @@ from relatch.api.schemas import (
     UserSearch,
 )
 from relatch.api.staff_detail import detail_of, proof_out
-from relatch.index.models import Project
+from relatch.index.queries import find_project_by_typed_name
+from relatch.recovery.desk.queries import filed_request
 from relatch.recovery.models import ProofKind, RecoveryRequest
 
 if TYPE_CHECKING:
@@ -52,24 +54,11 @@ def _staff(request: HttpRequest) -> User:
 
 
 def _filed(public_id: str) -> RecoveryRequest:
-    # A NUL cannot be in an id, and PostgreSQL refuses it in a query (a 500, not a 404).
-    if len(public_id) > 24 or "\x00" in public_id:
-        raise HttpError(404, NOT_FOUND)
-    recovery = (RecoveryRequest.objects.select_related("user", "assigned_to")
-                .filter(public_id=public_id, contact_confirmed_at__isnull=False).first())
+    """The filed request, as the desk's pages find it (an unfiled one is not found)."""
+    recovery = filed_request(public_id)
     if recovery is None:
         raise HttpError(404, NOT_FOUND)
     return recovery
-
-
-def _desk(action: Callable[..., Any], **kwargs: Any) -> Any:
-    """Run a desk action; its refusal becomes a 409 with the desk's own message."""
-    from relatch.recovery.desk.services import DeskRefusedError
-
-    try:
-        return action(**kwargs)
-    except DeskRefusedError as refusal:
-        raise HttpError(409, refusal.message) from None
 
 
 def _reasoned(request: HttpRequest, public_id: str, action: str,
@@ -78,8 +67,7 @@ def _reasoned(request: HttpRequest, public_id: str, action: str,
     from relatch.recovery.desk import services as desk
 
     recovery = _filed(public_id)
-    _desk(getattr(desk, action), recovery=recovery, staff=_staff(request),
-          reason=payload.reason)
+    getattr(desk, action)(recovery=recovery, staff=_staff(request), reason=payload.reason)
     return detail_of(recovery)
 
 
@@ -113,7 +101,7 @@ def assign(request: HttpRequest, public_id: str, payload: AssignIn) -> RequestDe
         assignee = User.objects.filter(username__iexact=payload.assignee.strip()).first()
         if assignee is None:
             raise HttpError(400, "There is no staff member with that username.")
-    _desk(desk.assign, recovery=recovery, staff=_staff(request), assignee=assignee)
+    desk.assign(recovery=recovery, staff=_staff(request), assignee=assignee)
     return detail_of(recovery)
 
 
@@ -124,8 +112,7 @@ def message(request: HttpRequest, public_id: str,
     from relatch.recovery.desk import services as desk
 
     staff = _staff(request)
-    sent = _desk(desk.message_requester, recovery=_filed(public_id), staff=staff,
-                 body=payload.body)
+    sent = desk.message_requester(recovery=_filed(public_id), staff=staff, body=payload.body)
     return Status(201, StaffMessageOut(author=sent.author, body=sent.body,
                                        created_at=sent.created_at, staff=staff.username))
 
@@ -138,11 +125,11 @@ def request_proof(request: HttpRequest, public_id: str,
 
     project = None
     if payload.project:
-        project = Project.objects.filter(name__iexact=payload.project.strip()).first()
+        project = find_project_by_typed_name(payload.project)
         if project is None:
             raise HttpError(400, "There is no project with that name.")
-    proof = _desk(desk.request_proof, recovery=_filed(public_id), staff=_staff(request),
-                  kind=ProofKind(payload.kind), project=project)
+    proof = desk.request_proof(recovery=_filed(public_id), staff=_staff(request),
+                               kind=ProofKind(payload.kind), project=project)
     return Status(201, proof_out(proof))
 
 
@@ -151,8 +138,7 @@ def approve(request: HttpRequest, public_id: str) -> ApprovalsOut:
     """Approve (a second staff member's approval is a second call by another token)."""
     from relatch.recovery.desk import services as desk
 
-    count = _desk(desk.approve, recovery=_filed(public_id), staff=_staff(request),
-                  request=request)
+    count = desk.approve(recovery=_filed(public_id), staff=_staff(request), request=request)
     return ApprovalsOut(detail="Your approval was recorded.", approvals=count)
 
 
@@ -182,8 +168,7 @@ def complete(request: HttpRequest, public_id: str,
     if not set(chosen) <= offered:
         raise HttpError(400, "Reverse only changes the request's detail offers (its "
                              "\"changes\" with an \"undo\").")
-    _desk(desk.complete, recovery=recovery, staff=_staff(request), request=request,
-          reverse=chosen)
+    desk.complete(recovery=recovery, staff=_staff(request), request=request, reverse=chosen)
     return detail_of(recovery)
 
 

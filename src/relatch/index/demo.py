@@ -2,7 +2,8 @@
 
 Two releases, each with one small pure-Python wheel built here in memory, so that
 ``pip install --index-url http://localhost:8000/simple/ demo-hello`` works on a fresh server.
-The files enter the index through the operator's import service, as moved-in packages do.
+The files enter the index through the operator's import, as moved-in packages do: the upload
+pipeline, published as alice.
 """
 
 import base64
@@ -22,7 +23,7 @@ from relatch.audit.services import record_event
 from relatch.index.manage.services import lock_project, role_of
 from relatch.index.models import File, Project, Role, UsedFilename
 from relatch.index.names import normalize_project_name
-from relatch.index.simple.imports import import_distribution
+from relatch.index.upload.imports import import_distribution
 
 PROJECT = "demo-hello"
 PACKAGE = "demo_hello"
@@ -113,8 +114,7 @@ def _seed_release(run: DemoRun, alice: User, version: str) -> None:
         )
     else:
         # A fresh build id: files are stored under their sha256, and a data directory whose
-        # database was reset may still hold an earlier run's file, which import refuses to
-        # overwrite. New bytes, new path.
+        # database was reset may still hold an earlier run's file. New bytes, new path.
         _import_wheel(filename, build_wheel(version, secrets.token_hex(8)), alice)
         run.created.append(f"{PROJECT} {version}")
         run.notes.append(f"Created {PROJECT} {version} ({filename}), owned by alice.")

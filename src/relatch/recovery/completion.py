@@ -13,16 +13,16 @@ Staff complete a request waiting for approval; the system completes one whose an
 automatic wait ended with no objection (``policy.may_complete_automatically``).
 """
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
-from django.utils import timezone
 
-from relatch.accounts.emails.staff import unverify_all_but
-from relatch.accounts.models import Email, KnownDevice, User, UserSession
-from relatch.audit.models import EventKind, StaffAction
-from relatch.audit.services import record_event
-from relatch.index.models import APIToken
-from relatch.mfa.models import RecoveryCodeSet, SelfServiceRecovery, TotpDevice, WebAuthnCredential
+from relatch.accounts.emails.staff import AddressVerifiedElsewhereError
+from relatch.accounts.models import User
+from relatch.accounts.takeback import end_every_session, hand_over
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event, record_staff_action
+from relatch.index.tokens.takeback import revoke_every_token
+from relatch.mfa.takeback import remove_every_factor
 from relatch.notify.services import send_mail
 from relatch.recovery import workflow
 from relatch.recovery.models import RecoveryRequest, State
@@ -77,46 +77,21 @@ def _check(row: RecoveryRequest, staff: User | None) -> None:
 
 
 def _take_back(user: User) -> dict[str, int]:
-    now = timezone.now()
-    removed = {
-        "totp": TotpDevice.objects.filter(user=user).delete()[0],
-        "security_keys": WebAuthnCredential.objects.filter(user=user).delete()[0],
-        "recovery_code_sets": RecoveryCodeSet.objects.filter(user=user).delete()[0],
-        "sessions": UserSession.objects.filter(user=user).delete()[0],
-        "devices": KnownDevice.objects.filter(user=user).delete()[0],
-        "api_tokens": APIToken.objects.filter(user=user, revoked_at__isnull=True).update(
-            revoked_at=now
-        ),
+    """Each app takes back what it keeps: factors, sessions and devices, API tokens."""
+    return {
+        **remove_every_factor(user=user),
+        **end_every_session(user=user),
+        "api_tokens": revoke_every_token(user=user),
     }
-    SelfServiceRecovery.objects.filter(user=user, state=SelfServiceRecovery.State.WAITING).update(
-        state=SelfServiceRecovery.State.CANCELLED, closed_at=now, closed_by="staff_recovery"
-    )
-    return removed
 
 
 def _hand_over(user: User, address: str) -> list[str]:
-    now = timezone.now()
-    unverified = unverify_all_but(user=user, address=address)
-    Email.objects.filter(user=user, primary=True).update(primary=False)
-    email = Email.objects.filter(user=user, address__iexact=address).first()
     try:
-        with transaction.atomic():
-            if email is None:
-                Email.objects.create(user=user, address=address, primary=True, verified=True,
-                                     verified_at=now)
-            else:
-                Email.objects.filter(pk=email.pk).update(
-                    primary=True, verified=True, verified_at=email.verified_at or now
-                )
-    except IntegrityError as error:  # verified on another account meanwhile
+        return hand_over(user=user, address=address)
+    except AddressVerifiedElsewhereError as error:  # verified on another account meanwhile
         raise CompletionRefusedError(
             "The contact address is verified on another account; ask for another address."
         ) from error
-    # Disabled, so whoever knew the old password cannot use it; the reset link sets a new one.
-    user.set_unusable_password()
-    user.failed_signins = 0
-    user.save(update_fields=["password", "failed_signins"])
-    return unverified
 
 
 def _record(
@@ -126,7 +101,7 @@ def _record(
     record_event(user=user, kind=EventKind.RECOVERY_COMPLETED, request=request,
                  details={"request": row.public_id, "removed": removed})
     if staff is not None:
-        StaffAction.objects.create(
+        record_staff_action(
             staff=staff, subject=user, action="recovery:complete", reason=row.public_id,
             before={"removed": removed}, after={"primary": row.contact_email},
         )

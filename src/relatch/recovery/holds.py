@@ -15,8 +15,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.audit.models import EventKind, StaffAction
-from relatch.audit.services import record_event
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event, record_staff_action
 from relatch.recovery import workflow
 from relatch.recovery.models import OPEN_STATES, RecoveryBlock, RecoveryRequest, State
 
@@ -77,9 +77,9 @@ def lift_block(*, user: User, staff: User, reason: str) -> int:
     if ids:
         RecoveryBlock.objects.filter(pk__in=ids).update(lifted_at=now, lifted_by=staff,
                                                         lift_reason=reason)
-        StaffAction.objects.create(staff=staff, subject=user, action="recovery:lift_block",
-                                   reason=reason, before={"blocks": ids},
-                                   after={"lifted_at": now.isoformat()})
+        record_staff_action(staff=staff, subject=user, action="recovery:lift_block",
+                            reason=reason, before={"blocks": ids},
+                            after={"lifted_at": now.isoformat()})
     return len(ids)
 
 

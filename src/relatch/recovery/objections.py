@@ -19,11 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from relatch.accounts.freeze import freeze_account
-from relatch.accounts.models import KnownDevice, User, UserSession
+from relatch.accounts.models import User
 from relatch.accounts.notices import verified_addresses
+from relatch.accounts.takeback import end_every_session
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.audit.services import record_event
-from relatch.index.models import APIToken
+from relatch.index.tokens.takeback import revoke_every_token
 from relatch.notify.services import send_mail
 from relatch.recovery.holds import active_block, hold_everything, mark_urgent
 from relatch.recovery.models import (
@@ -117,12 +118,9 @@ def _after_completion(row: RecoveryRequest, user: User, *, repeated: bool) -> Ob
 def _end_recovered_access(user: User, *, since: datetime) -> dict[str, int]:
     """End what the recovered account's holder could use: sessions, trusted devices, and the
     API tokens made since the recovery (older ones were all revoked by the completion)."""
-    now = timezone.now()
     return {
-        "sessions": UserSession.objects.filter(user=user).delete()[0],
-        "devices": KnownDevice.objects.filter(user=user).delete()[0],
-        "api_tokens": APIToken.objects.filter(user=user, revoked_at__isnull=True,
-                                              created_at__gte=since).update(revoked_at=now),
+        **end_every_session(user=user),
+        "api_tokens": revoke_every_token(user=user, since=since),
     }
 
 

@@ -41,6 +41,11 @@ class Change:
     undo: str
     note: str = ""
 
+    @property
+    def id(self) -> int:
+        """What the desk's completion (its form, the API's ``reverse``) names it by."""
+        return self.event_id
+
 
 def recent_changes(recovery: RecoveryRequest) -> list[Change]:
     """The account's changes since TAKEOVER_WINDOW before the request, newest first."""

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from relatch.accounts.models import User
 from relatch.accounts.notices import verified_addresses
-from relatch.audit.models import EventKind, StaffAction
-from relatch.audit.services import record_event
+from relatch.audit.models import EventKind
+from relatch.audit.services import record_event, record_staff_action
 from relatch.notify.services import send_mail
 from relatch.recovery.models import RecoveryRequest, RecoveryTransition, State
 from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER, STATUS_LINK_BUILDER
@@ -137,7 +137,7 @@ def _apply(
         row.closed_at = now
     row.save()
     if staff is not None:
-        StaffAction.objects.create(
+        record_staff_action(
             staff=staff, subject=row.user, action=f"recovery:{to}", reason=reason,
             before=before, after={"state": to, "wait_ends_at": _iso(row.wait_ends_at),
                                   "request": row.public_id},

@@ -23,6 +23,7 @@ from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.index.models import Project, Role, RoleInvitation
 from relatch.notify.services import send_mail
+from relatch.web.refusals import Refusal
 
 # Each invitation mails another person: a stolen session must not become a mail cannon.
 INVITE_LIMIT = "20/hour"
@@ -32,13 +33,8 @@ LAST_OWNER = (
 )
 
 
-class ManageError(Exception):
+class ManageError(Refusal):
     """A refused change; ``message`` says why, plainly. Nothing was changed."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def require_not_frozen(*, user: User, action: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from relatch.accounts.current import signed_in_user
@@ -20,7 +20,7 @@ from relatch.index.manage import queries, releases, services
 from relatch.index.manage.forms import DeleteReleaseForm, InviteForm, RoleForm, YankForm
 from relatch.index.manage.services import ManageError
 from relatch.index.models import Project, Role
-from relatch.index.names import normalize_project_name
+from relatch.index.queries import find_project_by_typed_name
 from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
 
 View = Callable[..., HttpResponse]
@@ -54,7 +54,9 @@ def _post_from_page(view: View) -> View:
 
 def _membership(request: HttpRequest, name: str) -> tuple[Project, Role]:
     """The project and the user's role on it; 404 for non-members, as for unknown names."""
-    project = get_object_or_404(Project, normalized_name=normalize_project_name(name))
+    project = find_project_by_typed_name(name)
+    if project is None:
+        raise Http404("No such project among yours.")
     role = services.role_of(user=signed_in_user(request), project=project)
     if role is None:
         raise Http404("No such project among yours.")

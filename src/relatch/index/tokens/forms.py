@@ -19,8 +19,6 @@ EXPIRY_CHOICES = [
     ("365", "In a year"),
     (ON_DATE, "On a date I choose"),
 ]
-# A chosen date further out than this is almost certainly a typo (year 2205 for 2025).
-MAX_EXPIRY_DAYS = 5 * 366
 
 
 class CreateTokenForm(forms.Form):
@@ -81,8 +79,7 @@ class CreateTokenForm(forms.Form):
                 self.add_error("expires_on", "Enter the date the token should expire.")
         elif on <= today:
             self.add_error("expires_on", "The expiry date must be after today.")
-        elif on > today + timedelta(days=MAX_EXPIRY_DAYS):
-            self.add_error("expires_on", "Choose a date within five years.")
+        # How far ahead is create_token's rule (MAX_EXPIRY_DAYS), the API's too.
 
     def chosen_project(self) -> Project | None:
         """The project the token is limited to, or None for all projects."""

@@ -6,7 +6,7 @@ minted by someone who proved two factors. The plaintext exists once, in the retu
 ``authenticate_token``, ``token_allows_project`` and ``note_token_use``.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -22,23 +22,23 @@ from relatch.index.models import APIToken, Project, Role
 from relatch.index.tokens import primitive
 from relatch.mfa.policy import require_second_factor
 from relatch.web.client import client_ip
+from relatch.web.refusals import Refusal
 
 # A cap on live tokens per account: enough for every CI system a maintainer runs, and a bound
 # on what a stolen session could mint before the owner notices the mails.
 MAX_LIVE_TOKENS = 50
 MAX_NAME_LENGTH = 100
+# An expiry further out than this is almost certainly a typo (year 2205 for 2025, or 9999).
+MAX_EXPIRY_DAYS = 5 * 366
+EXPIRY_TOO_FAR = "Choose a date within five years."
 CREATE_ACTION = "Creating an API token"
 HOW_TO_USE = 'Use "__token__" as the user name and the whole token, "relatch-…", as the password.'
 
 
-class TokenError(Exception):
+class TokenError(Refusal):
     """A refused token action; ``message`` says why, plainly. Nothing changed."""
 
     status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class FrozenAccountError(TokenError):
@@ -111,7 +111,8 @@ def create_token(
     """Mint a token; return its row and its text, the only time the text exists.
 
     Raises SecondFactorRequiredError without a second factor, TokenError for an empty or
-    overlong name, a project without a role, an expiry in the past, too many live tokens, a
+    overlong name, a project without a role, an expiry in the past or more than five years
+    ahead (``MAX_EXPIRY_DAYS``: the pages and the API alike), too many live tokens, a
     staff token for someone who is not staff (or limited to a project), or a frozen account
     (FrozenAccountError, 403).
     Records API_TOKEN_CREATED and tells every verified address.
@@ -146,6 +147,8 @@ def _check_request(
         raise TokenError("You have no role on that project, so a token cannot be limited to it.")
     if expires_at is not None and expires_at <= timezone.now():
         raise TokenError("The expiry date must be in the future.")
+    if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_EXPIRY_DAYS):
+        raise TokenError(EXPIRY_TOO_FAR)
 
 
 @transaction.atomic

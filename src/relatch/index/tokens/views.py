@@ -11,7 +11,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -20,6 +19,7 @@ from relatch.accounts.reauth import require_recent_auth, require_recent_auth_the
 from relatch.index.models import APIToken
 from relatch.index.tokens import services
 from relatch.index.tokens.forms import CreateTokenForm
+from relatch.index.tokens.queries import token_lines
 from relatch.mfa.policy import SecondFactorRequiredError, has_second_factor
 from relatch.web.once import issue_form_token, use_form_token
 
@@ -37,13 +37,11 @@ ALREADY_SENT = (
 def token_list(request: HttpRequest) -> HttpResponse:
     """The account's tokens: name, scope, created, last used, expires, revoked."""
     user = signed_in_user(request)
-    tokens = list(user.api_tokens.select_related("project"))
     context = {
-        "tokens": tokens,
+        "tokens": token_lines(user),
         "live_count": services.live_tokens(user).count(),
         "max_tokens": services.MAX_LIVE_TOKENS,
         "has_second_factor": has_second_factor(user),
-        "now": timezone.now(),
     }
     return render(request, f"{_TEMPLATES}/list.html", context)
 

@@ -1,9 +1,10 @@
 """Uploads: who may upload, and creating projects, releases and files (issue 4 §3).
 
-The only place that creates projects, releases and files. Checks run first and change nothing;
-then the rows are written and the file stored in one transaction. If storing fails the
-transaction rolls back; if the database fails the stored files are deleted: no row without its
-file, no file without its row.
+The only place that creates projects, releases and files, for twine's uploads and for the
+operator's imports alike (``publish_file``; they differ only in the Publisher, issue 16 §4).
+Checks run first and change nothing; then the rows are written and the file stored in one
+transaction. If storing fails the transaction rolls back; if the database fails the stored
+files are deleted: no row without its file, no file without its row.
 """
 
 import hashlib
@@ -18,15 +19,14 @@ from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
-from relatch.index.tokens.services import note_token_use, token_allows_project
 from relatch.index.upload import storage
 from relatch.index.upload.metadata import release_fields
+from relatch.index.upload.publisher import Publisher
 from relatch.index.upload.storage import Digests, file_storage_path
 from relatch.index.upload.validation import (
     UploadForm,
@@ -35,13 +35,11 @@ from relatch.index.upload.validation import (
     check_filename,
     check_form,
 )
-from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
 
 __all__ = [
-    "UploadRefusedError", "check_uploader", "file_storage_path", "record_refusal", "store_upload",
+    "Publisher", "UploadRefusedError", "check_uploader", "file_storage_path", "publish_file",
+    "record_refusal", "store_upload",
 ]
-
-UPLOAD_ACTION = "Uploading"
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,7 @@ def check_uploader(*, token: APIToken) -> None:
     who proved two factors, and stays usable only while the account keeps one. Refuse (403)
     a token of a frozen account too: a hijacker must not publish under the owner's name
     while staff review the account (DESIGN §5)."""
-    try:
-        require_second_factor(user=token.user, action=UPLOAD_ACTION)
-        refuse_if_frozen(user=token.user, action=UPLOAD_ACTION)
-    except (SecondFactorRequiredError, AccountFrozenError) as error:
-        raise UploadRefusedError(error.message, status=403) from None
+    Publisher.with_token(token).check()
 
 
 def store_upload(
@@ -78,12 +72,27 @@ def store_upload(
     use.
     """
     try:
-        checked = _check(token=token, fields=fields, upload=upload)
-        return _store(request=request, token=token, checked=checked, upload=upload)
+        return publish_file(request=request, publisher=Publisher.with_token(token),
+                            fields=fields, upload=upload)
     except UploadRefusedError as refusal:
         record_refusal(request=request, token=token, message=refusal.message,
                        filename=upload.name or "", project=fields.get("name", ""))
         raise
+
+
+def publish_file(
+    *, request: HttpRequest | None, publisher: Publisher, fields: QueryDict, upload: UploadedFile
+) -> File:
+    """Check and store one distribution file as ``publisher``; return its File row.
+
+    The pipeline of every way in: twine's upload (``store_upload``, which also records a
+    refusal on the token's account) and the operator's import
+    (``relatch.index.upload.imports``). Raises UploadRefusedError when a check fails, with
+    nothing changed; on success writes what ``store_upload`` says, the token's use only for a
+    token.
+    """
+    checked = _check(publisher=publisher, fields=fields, upload=upload)
+    return _store(request=request, publisher=publisher, checked=checked, upload=upload)
 
 
 @transaction.atomic
@@ -100,11 +109,11 @@ def record_refusal(
     )
 
 
-def _check(*, token: APIToken, fields: QueryDict, upload: UploadedFile) -> _Checked:
-    check_uploader(token=token)
+def _check(*, publisher: Publisher, fields: QueryDict, upload: UploadedFile) -> _Checked:
+    publisher.check()
     check_action(fields)
     form = check_form(fields)
-    project = _project_for(token=token, form=form)
+    project = _project_for(publisher=publisher, form=form)
     filename = upload.name or ""
     check_filename(filename, form)
     _check_filename_unused(filename)
@@ -113,15 +122,15 @@ def _check(*, token: APIToken, fields: QueryDict, upload: UploadedFile) -> _Chec
     return _Checked(form, filename, digests, project, metadata)
 
 
-def _project_for(*, token: APIToken, form: UploadForm) -> Project | None:
+def _project_for(*, publisher: Publisher, form: UploadForm) -> Project | None:
     """The existing project the upload goes to (None: a new one), if the uploader may."""
-    if not token_allows_project(token, form.normalized_name):
+    if not publisher.may_reach(form.normalized_name):
         raise UploadRefusedError(
             f"This API token is limited to another project and cannot upload to "
             f"'{form.name}'. Use a token for this project or for all your projects.", status=403,
         )
     project = Project.objects.filter(normalized_name=form.normalized_name).first()
-    if project is not None and not _may_upload(token.user, project):
+    if project is not None and not _may_upload(publisher.user, project):
         raise UploadRefusedError(
             f"You are not allowed to upload to project '{project.name}': ask one of its owners "
             "for the maintainer role.", status=403,
@@ -193,17 +202,17 @@ def _check_wheel_metadata(data: bytes, form: UploadForm) -> None:
 
 
 def _store(
-    *, request: HttpRequest | None, token: APIToken, checked: _Checked, upload: UploadedFile
+    *, request: HttpRequest | None, publisher: Publisher, checked: _Checked, upload: UploadedFile
 ) -> File:
     stored: list[str] = []
     try:
         with transaction.atomic():
             # Again inside the transaction: the account may have been frozen (or lost its
             # factor) while the file was read and checked.
-            check_uploader(token=token)
-            row = _write_rows(request=request, token=token, checked=checked)
+            publisher.check()
+            row = _write_rows(request=request, publisher=publisher, checked=checked)
             _save_files(row, checked, upload, stored)
-            note_token_use(request=request, token=token)
+            publisher.note_use(request=request)
             # Last: the markers' rows stay locked until the commit, and saving a large file
             # takes a while; the index's row is touched only when the project is new.
             mark_project_changed(project_id=row.release.project_id)
@@ -237,9 +246,11 @@ def _save_files(row: File, checked: _Checked, upload: UploadedFile, stored: list
     storage.save_file(row.path, upload)
 
 
-def _write_rows(*, request: HttpRequest | None, token: APIToken, checked: _Checked) -> File:
-    user, form = token.user, checked.form
-    project = checked.project or _create_project(request=request, user=user, form=form)
+def _write_rows(
+    *, request: HttpRequest | None, publisher: Publisher, checked: _Checked
+) -> File:
+    user, form = publisher.user, checked.form
+    project = checked.project or _create_project(request=request, publisher=publisher, form=form)
     release = _release_for(project=project, user=user, form=form)
     now = timezone.now()
     row = File.objects.create(
@@ -253,20 +264,23 @@ def _write_rows(*, request: HttpRequest | None, token: APIToken, checked: _Check
     UsedFilename.objects.create(filename=checked.filename, project_name=project.normalized_name,
                                 first_uploaded_at=now)
     record_event(
-        user=user, kind=EventKind.FILE_UPLOADED, request=request, factor=Factor.API_TOKEN,
+        user=user, kind=EventKind.FILE_UPLOADED, request=request, factor=publisher.factor,
         details={"filename": checked.filename, "project": project.name,
                  "version": release.version, "sha256": checked.digests.sha256,
-                 "token_id": token.pk},
+                 **publisher.file_event_details()},
     )
     return row
 
 
-def _create_project(*, request: HttpRequest | None, user: User, form: UploadForm) -> Project:
+def _create_project(
+    *, request: HttpRequest | None, publisher: Publisher, form: UploadForm
+) -> Project:
     project = Project.objects.create(name=form.name, normalized_name=form.normalized_name)
-    Role.objects.create(project=project, user=user, kind=Role.Kind.OWNER)
+    Role.objects.create(project=project, user=publisher.user, kind=Role.Kind.OWNER)
     record_event(
-        user=user, kind=EventKind.PROJECT_CREATED, request=request, factor=Factor.API_TOKEN,
-        details={"project": project.name},
+        user=publisher.user, kind=EventKind.PROJECT_CREATED, request=request,
+        factor=publisher.factor,
+        details={"project": project.name, **publisher.project_event_details()},
     )
     return project
 

@@ -1,19 +1,17 @@
 """Forms of the staff desk: they parse; the services decide."""
 
-import unicodedata
 from typing import Any
 
 from django import forms
 
 from relatch.accounts.models import User
 from relatch.index.models import Project
-from relatch.index.names import normalize_project_name
+from relatch.index.queries import find_project_by_typed_name
+from relatch.recovery.desk.lookup import MAX_SEARCH, SEARCH_HELP, has_control_characters
 from relatch.recovery.desk.services import MAX_MESSAGE, MAX_REASON
 from relatch.recovery.models import ProofKind, State
 
 MAX_AGE_DAYS = 3650
-# The longest address (Email.address); no username is longer, so nothing longer can match.
-MAX_SEARCH = 254
 NO_CONTROL_CHARACTERS = ("No username or address has control characters (such as a tab or a "
                          "line break): type it again without them.")
 
@@ -78,7 +76,7 @@ class ProofForm(forms.Form):
         name = str(self.cleaned_data.get("project") or "").strip()
         if not name:
             return None
-        project = Project.objects.filter(normalized_name=normalize_project_name(name)).first()
+        project = find_project_by_typed_name(name)
         if project is None:
             raise forms.ValidationError("No project has this name.")
         return project
@@ -135,8 +133,7 @@ class UserSearchForm(forms.Form):
 
     q = forms.CharField(
         label="Username or email address", required=False, max_length=MAX_SEARCH,
-        help_text="An exact username or address (any case), or the first 3 or more characters "
-                  "of a username.",
+        help_text=SEARCH_HELP,
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off",
                                       "spellcheck": "false"}),
         error_messages={"max_length": f"A username or address has at most {MAX_SEARCH} "
@@ -146,7 +143,6 @@ class UserSearchForm(forms.Form):
 
     def clean_q(self) -> str:
         query = str(self.cleaned_data.get("q") or "")
-        # PostgreSQL refuses a NUL in a query (a 500), and no name or address holds one.
-        if any(unicodedata.category(char) == "Cc" for char in query):
+        if has_control_characters(query):
             raise forms.ValidationError(NO_CONTROL_CHARACTERS)
         return query

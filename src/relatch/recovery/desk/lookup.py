@@ -12,6 +12,7 @@ addresses and open requests in one query each. With 1 M users:
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -25,12 +26,24 @@ from relatch.accounts.models import Email, User
 from relatch.accounts.usernames import MAX_USERNAME_LENGTH
 from relatch.index.models import Role
 from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAuthnCredential
-from relatch.recovery.models import OPEN_STATES, RecoveryRequest, State
+from relatch.recovery.desk.queries import filed_requests
+from relatch.recovery.models import OPEN_STATES, State
 
 MAX_RESULTS = 25
 MIN_PREFIX = 3
+# The longest address (Email.address); no username is longer, so nothing longer can match.
+MAX_SEARCH = 254
+# What the search takes, for the page's field and the API's parameter alike.
+SEARCH_HELP = ("An exact username or address (any case), or the first 3 or more characters "
+               "of a username.")
 # What a username may contain (accounts.usernames): a query with anything else names none.
 USERNAME_CHARACTERS = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character, which no username or address does (and a
+    NUL, which PostgreSQL refuses in a query: a 500)."""
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 class MatchedBy(IntEnum):
@@ -145,9 +158,7 @@ def _accounts(ids: list[int]) -> list[User]:
     if not ids:
         return []
     mine = OuterRef("pk")
-    open_requests = (RecoveryRequest.objects.filter(state__in=OPEN_STATES,
-                                                    contact_confirmed_at__isnull=False)
-                     .order_by("created_at", "id"))
+    open_requests = filed_requests().filter(state__in=OPEN_STATES).order_by("created_at", "id")
     return list(
         User.objects.filter(pk__in=ids)
         .annotate(

@@ -1,4 +1,10 @@
-"""What the staff desk reads: the queue and an account's facts (issue 5 point 7).
+"""What the staff desk reads: the queue, a request's detail and the account's facts (issue 5
+point 7). The desk's pages and the staff side of the JSON API read the same functions and the
+same frozen dataclasses (issue 16): the page renders them, the API's schemas are built from
+them.
+
+Staff see filed requests only (``filed_requests``): one whose contact address was never
+confirmed was never filed, and is in no queue, no detail page and no API answer.
 
 Read-only; every function runs a fixed number of queries whatever the queue's length. The
 queue is read a page at a time, by keyset (after a given request, in (created_at, id) order):
@@ -17,7 +23,18 @@ from relatch.accounts.models import User
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.index.models import Release, Role
 from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAuthnCredential
-from relatch.recovery.models import OPEN_STATES, RecoveryMessage, RecoveryRequest, State
+from relatch.recovery.models import (
+    OPEN_STATES,
+    ProofKind,
+    RecoveryMessage,
+    RecoveryProof,
+    RecoveryRequest,
+    RecoveryTransition,
+    State,
+)
+from relatch.recovery.policy import verdict
+from relatch.recovery.sources import Judged
+from relatch.recovery.takeover import Change, recent_changes
 
 RECENT_EVENTS = 20
 RECENT_SIGNINS = 5
@@ -25,6 +42,23 @@ RECENT_SIGNINS = 5
 # against again and again; the rest are one search away (the desk's user search).
 EARLIER_REQUESTS = 20
 QUEUE_PAGE = 50
+MAX_PUBLIC_ID = 24  # RecoveryRequest.public_id's length: anything longer names no request
+
+
+def filed_requests() -> QuerySet[RecoveryRequest]:
+    """The requests staff see: those whose contact address was confirmed. One still waiting
+    for its code was never filed (the requester never finished)."""
+    return RecoveryRequest.objects.filter(contact_confirmed_at__isnull=False)
+
+
+def filed_request(public_id: str) -> RecoveryRequest | None:
+    """The filed request ``public_id`` names, for the desk's pages and the API alike; None
+    for an unknown or unfiled one."""
+    # A NUL cannot be in an id, and PostgreSQL refuses it in a query (a 500, not a 404).
+    if len(public_id) > MAX_PUBLIC_ID or "\x00" in public_id:
+        return None
+    return (filed_requests().select_related("user", "assigned_to")
+            .filter(public_id=public_id).first())
 
 
 def first_answer_target() -> timedelta:
@@ -89,9 +123,8 @@ def _owner() -> Exists:
 
 
 def _annotated() -> QuerySet[RecoveryRequest]:
-    # Only filed requests: an unconfirmed contact address means the requester never finished.
     return (
-        RecoveryRequest.objects.filter(contact_confirmed_at__isnull=False)
+        filed_requests()
         .select_related("assigned_to")
         .annotate(
             # One owner role's id, or NULL: a correlated subquery with LIMIT 1 is probed per
@@ -169,20 +202,55 @@ class ProjectFact:
 
 
 @dataclass(frozen=True)
+class KeyFact:
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """A security event of the account."""
+
+    kind: str
+    label: str
+    created_at: datetime
+    ip_address: str | None
+    user_agent: str
+
+
+@dataclass(frozen=True)
+class EarlierRequest:
+    """Another filed request for the same account."""
+
+    public_id: str
+    state_label: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class AccountFacts:
     """What staff need to know about the account a request names."""
 
-    user: User
+    username: str
+    is_active: bool
+    is_frozen: bool
+    date_joined: datetime
     totp_since: datetime | None
-    keys: list[WebAuthnCredential]
-    codes: CodeFacts | None
+    keys: list[KeyFact]
+    recovery_codes: CodeFacts | None
     addresses: list[AddressFact]
     projects: list[ProjectFact]
-    signins: list[SecurityEvent]
-    events: list[SecurityEvent]
-    earlier_requests: list[RecoveryRequest] = field(default_factory=list)
-    # More earlier requests exist than ``earlier_requests`` shows.
+    signins: list[EventFact]
+    events: list[EventFact]
+    earlier: list[EarlierRequest] = field(default_factory=list)
+    # More earlier requests exist than ``earlier`` shows.
     more_earlier_requests: bool = False
+
+    @property
+    def earlier_requests(self) -> list[str]:
+        """The public ids of the earlier requests (as the API lists them)."""
+        return [r.public_id for r in self.earlier]
 
 
 def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
@@ -194,19 +262,30 @@ def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
     events = list(SecurityEvent.objects.filter(user=user)[:RECENT_EVENTS])
     signins = SecurityEvent.objects.filter(user=user, kind=EventKind.SIGNIN_SUCCEEDED)
     earlier = list(
-        RecoveryRequest.objects.filter(user=user).exclude(pk=recovery.pk)
+        filed_requests().filter(user=user).exclude(pk=recovery.pk)
         .order_by("-created_at")[:EARLIER_REQUESTS + 1]
     )
     return AccountFacts(
-        user=user, totp_since=totp.created_at if totp else None,
-        keys=list(WebAuthnCredential.objects.filter(user=user).order_by("created_at")),
-        codes=_codes(user),
+        username=user.username, is_active=user.is_active, is_frozen=user.is_frozen,
+        date_joined=user.date_joined, totp_since=totp.created_at if totp else None,
+        keys=[KeyFact(k.label, k.created_at, k.last_used_at)
+              for k in WebAuthnCredential.objects.filter(user=user).order_by("created_at")],
+        recovery_codes=_codes(user),
         addresses=[AddressFact(e.address, e.primary, e.verified, e.verified_at)
                    for e in user.emails.order_by("-primary", "address")],
-        projects=_projects(user), signins=list(signins[:RECENT_SIGNINS]), events=events,
-        earlier_requests=earlier[:EARLIER_REQUESTS],
+        projects=_projects(user),
+        signins=[_event(e) for e in signins[:RECENT_SIGNINS]],
+        events=[_event(e) for e in events],
+        earlier=[EarlierRequest(r.public_id, str(State(r.state).label), r.created_at)
+                 for r in earlier[:EARLIER_REQUESTS]],
         more_earlier_requests=len(earlier) > EARLIER_REQUESTS,
     )
+
+
+def _event(event: SecurityEvent) -> EventFact:
+    return EventFact(kind=event.kind, label=str(event.get_kind_display()),
+                     created_at=event.created_at, ip_address=event.ip_address,
+                     user_agent=event.user_agent)
 
 
 def _codes(user: User) -> CodeFacts | None:
@@ -242,28 +321,193 @@ def _release_urls(project_urls: object, home_page: str) -> list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class Standing:
-    """What a "this wasn't me" left on the account: a freeze, a block, an urgent mark."""
+    """What a "this wasn't me" left: a hold, a block, a freeze of the account, an urgent mark
+    (no freeze and no block when no account matched)."""
 
+    held_from: str
+    held_from_label: str
+    urgent_since: datetime | None
+    account_frozen: bool
     frozen_at: datetime | None
-    is_frozen: bool
     block_until: datetime | None
     block_reason: str
-    urgent_since: datetime | None
+    completes_automatically: bool
 
 
-def standing(recovery: RecoveryRequest) -> Standing | None:
-    """The account's freeze and block, and the request's urgency (None: no account)."""
+def standing(recovery: RecoveryRequest) -> Standing:
+    """The request's hold and urgency, and its account's freeze and block."""
     from relatch.recovery.holds import active_block
 
     user = recovery.user
-    if user is None:
-        return None
-    user.refresh_from_db(fields=["is_frozen", "frozen_at"])
-    block = active_block(user)
-    return Standing(frozen_at=user.frozen_at, is_frozen=user.is_frozen,
-                    block_until=block.until if block else None,
-                    block_reason=block.reason if block else "",
-                    urgent_since=recovery.urgent_since)
+    block = None
+    if user is not None:
+        user.refresh_from_db(fields=["is_frozen", "frozen_at"])
+        block = active_block(user)
+    return Standing(
+        held_from=recovery.held_from,
+        held_from_label=str(State(recovery.held_from).label) if recovery.held_from else "",
+        urgent_since=recovery.urgent_since,
+        account_frozen=bool(user and user.is_frozen),
+        frozen_at=user.frozen_at if user else None,
+        block_until=block.until if block else None,
+        block_reason=block.reason if block else "",
+        completes_automatically=recovery.completes_automatically,
+    )
+
+
+@dataclass(frozen=True)
+class StaffProof:
+    """A proof as staff see it, with what the policy counted it as (satisfied ones only)."""
+
+    id: int
+    kind: str
+    kind_label: str
+    status: str
+    status_label: str
+    expires_at: datetime | None
+    evidence: dict[str, object]
+    created_at: datetime
+    checked_at: datetime | None
+    requested_by: str  # "" when it was asked automatically from what the requester said
+    counts: bool | None  # None: not judged (not satisfied)
+    source: str  # "" when it rests on nothing counted
+    source_label: str
+    why: str
+
+
+def staff_proof(proof: RecoveryProof, judged: Judged | None = None) -> StaffProof:
+    return StaffProof(
+        id=proof.pk, kind=proof.kind, kind_label=str(ProofKind(proof.kind).label),
+        status=proof.status, status_label=str(RecoveryProof.Status(proof.status).label),
+        expires_at=proof.expires_at, evidence=dict(proof.evidence or {}),
+        created_at=proof.created_at, checked_at=proof.checked_at,
+        requested_by=proof.requested_by.username if proof.requested_by else "",
+        counts=judged.counts if judged else None,
+        source=str(judged.source or "") if judged else "",
+        source_label=judged.source_label if judged else "", why=judged.why if judged else "",
+    )
+
+
+@dataclass(frozen=True)
+class DeskMessage:
+    author: str
+    author_label: str
+    body: str
+    created_at: datetime
+    staff: str  # the staff member who wrote it, or ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    from_state: str
+    from_label: str
+    to_state: str
+    to_label: str
+    actor: str
+    actor_label: str
+    staff: str
+    reason: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Approval:
+    staff: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PolicyVerdict:
+    """What the policy says about completing now (relatch.recovery.policy.verdict)."""
+
+    may_complete: bool
+    missing: list[str]
+    approvals_needed: int
+    approvals: list[str]  # who approved, first first
+    sources: list[str]  # the independent sources counted so far, one entry each
+    source_labels: list[str]
+
+
+@dataclass(frozen=True)
+class RequestDetail:
+    """Everything staff see of a request: the desk's detail page and GET /api/v1/desk/
+    requests/<public_id>."""
+
+    public_id: str
+    username_claimed: str
+    account_matched: bool
+    contact_email: str
+    contact_confirmed_at: datetime | None
+    still_has: list[str]
+    description: str
+    state: str
+    state_label: str
+    created_at: datetime
+    updated_at: datetime
+    wait_ends_at: datetime | None
+    awaiting_requester_since: datetime | None
+    assigned_to: str
+    override_reason: str
+    reminders_sent: int
+    proofs: list[StaffProof]
+    messages: list[DeskMessage]
+    transitions: list[Transition]
+    approvals: list[Approval]
+    verdict: PolicyVerdict
+    weak_evidence: list[str]
+    facts: AccountFacts | None
+    standing: Standing
+    changes: list[Change]
+
+
+def request_detail(recovery: RecoveryRequest) -> RequestDetail:
+    """``recovery`` as staff see it (read as it is now in the database)."""
+    said = verdict(recovery)
+    judged = {item.proof.pk: item for item in said.judged}
+    approvals = [Approval(a.staff.username, a.created_at) for a in
+                 recovery.approvals.select_related("staff").order_by("created_at", "pk")]
+    return RequestDetail(
+        public_id=recovery.public_id, username_claimed=recovery.username_claimed,
+        account_matched=recovery.user_id is not None, contact_email=recovery.contact_email,
+        contact_confirmed_at=recovery.contact_confirmed_at,
+        still_has=[str(item) for item in recovery.still_has or []],
+        description=recovery.description, state=recovery.state,
+        state_label=str(State(recovery.state).label), created_at=recovery.created_at,
+        updated_at=recovery.updated_at, wait_ends_at=recovery.wait_ends_at,
+        awaiting_requester_since=recovery.awaiting_requester_since,
+        assigned_to=recovery.assigned_to.username if recovery.assigned_to else "",
+        override_reason=recovery.override_reason, reminders_sent=recovery.reminders_sent,
+        proofs=[staff_proof(p, judged.get(p.pk)) for p in
+                recovery.proofs.select_related("requested_by").order_by("created_at", "pk")],
+        messages=[DeskMessage(m.author, str(m.get_author_display()), m.body, m.created_at,
+                              m.staff.username if m.staff else "")
+                  for m in recovery.messages.select_related("staff")],
+        transitions=[_transition(t) for t in recovery.transitions.select_related("staff")],
+        approvals=approvals,
+        verdict=PolicyVerdict(
+            may_complete=said.may_complete, missing=list(said.missing),
+            approvals_needed=said.approvals_needed, approvals=[a.staff for a in approvals],
+            sources=[str(item.source) for item in said.sources],
+            source_labels=[item.source_label for item in said.sources]),
+        weak_evidence=_weak_evidence(recovery), facts=account_facts(recovery),
+        standing=standing(recovery), changes=recent_changes(recovery),
+    )
+
+
+def _transition(t: RecoveryTransition) -> Transition:
+    return Transition(
+        from_state=t.from_state, from_label=str(t.get_from_state_display()),
+        to_state=t.to_state, to_label=str(t.get_to_state_display()), actor=t.actor,
+        actor_label=str(t.get_actor_display()), staff=t.staff.username if t.staff else "",
+        reason=t.reason, created_at=t.created_at)
+
+
+def _weak_evidence(recovery: RecoveryRequest) -> list[str]:
+    try:
+        from relatch.recovery.proofs.services import weak_evidence
+    except ImportError:  # the proofs area not installed: nothing to show, not an error
+        return []
+    return [str(item) for item in weak_evidence(recovery)]
 
 
 def urgent(*, limit: int = QUEUE_PAGE, now: datetime | None = None) -> list[QueueRow]:

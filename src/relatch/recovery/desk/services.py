@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, StaffAction
-from relatch.audit.services import record_event
+from relatch.audit.services import record_event, record_staff_action
 from relatch.index.models import Project
 from relatch.mfa.policy import has_second_factor
 from relatch.notify.services import send_mail
@@ -29,6 +29,7 @@ from relatch.recovery.models import (
     State,
 )
 from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER, STATUS_LINK_BUILDER
+from relatch.web.refusals import Refusal
 
 MAX_MESSAGE = 5000
 MAX_REASON = 2000
@@ -38,12 +39,10 @@ ACTIVE = frozenset({State.SUBMITTED, State.AWAITING_PROOF, State.IN_WAITING_PERI
                     State.AWAITING_APPROVAL, State.ON_HOLD})
 
 
-class DeskRefusedError(Exception):
-    """The action is not allowed; ``message`` says why, for the staff member."""
+class DeskRefusedError(Refusal):
+    """The action is not allowed; ``message`` says why, for the staff member (a 409)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    status = 409
 
 
 def check_staff(staff: User) -> None:
@@ -75,7 +74,7 @@ def _locked(recovery: RecoveryRequest, staff: User, *, active: bool = True) -> R
 
 def _audit(row: RecoveryRequest, staff: User, action: str, reason: str,
            before: dict[str, Any], after: dict[str, Any]) -> StaffAction:
-    return StaffAction.objects.create(
+    return record_staff_action(
         staff=staff, subject=row.user, action=f"recovery:{action}", reason=reason,
         before={"request": row.public_id, **before}, after={"request": row.public_id, **after},
     )

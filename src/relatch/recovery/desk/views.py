@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
@@ -37,12 +37,9 @@ from relatch.recovery.desk.forms import (
 )
 from relatch.recovery.desk.services import DeskRefusedError
 from relatch.recovery.models import RecoveryRequest
-from relatch.recovery.policy import verdict
-from relatch.recovery.sources import Judged
 from relatch.recovery.takeover import recent_changes
 
 View = Callable[..., HttpResponse]
-MAX_PUBLIC_ID = 24  # RecoveryRequest.public_id's length: anything longer names no request
 FORMS: dict[str, type[forms.Form]] = {
     "assign_form": AssignForm, "message_form": MessageForm, "proof_form": ProofForm,
     "deny_form": DenyForm, "override_form": OverrideForm, "resume_form": ResumeForm,
@@ -81,7 +78,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     filters: dict[str, Any] = {}
     if form.is_bound and form.is_valid():
         filters = _filters(form.cleaned_data, _staff(request))
-    after = request.GET.get("after", "")[:MAX_PUBLIC_ID] or None
+    after = request.GET.get("after", "")[:queries.MAX_PUBLIC_ID] or None
     # One more than a page: whether a next page exists, without counting the whole queue.
     rows = queries.queue(**filters, after=after, limit=queries.QUEUE_PAGE + 1)
     shown = rows[: queries.QUEUE_PAGE]
@@ -115,8 +112,11 @@ def _filters(data: dict[str, Any], staff: User) -> dict[str, Any]:
 
 
 def _recovery(public_id: str) -> RecoveryRequest:
-    return get_object_or_404(RecoveryRequest.objects.select_related("user", "assigned_to"),
-                             public_id=public_id)
+    """The filed request, as the API finds it; one never filed is not found here either."""
+    recovery = queries.filed_request(public_id)
+    if recovery is None:
+        raise Http404("No such request.")
+    return recovery
 
 
 @staff_only
@@ -129,20 +129,17 @@ def detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int = 200,
                  **bound: forms.Form) -> HttpResponse:
     staff = _staff(request)
-    changes = recent_changes(recovery)
-    said = verdict(recovery) if recovery.user_id else None
-    judged = {item.proof.pk: item for item in said.judged} if said else {}
+    # The API's read model (GET /api/v1/desk/requests/<id>); the forms are the page's own.
+    detail = queries.request_detail(recovery)
     context: dict[str, Any] = {name: _form(name, recovery) for name in FORMS}
     context.update(bound)
     context.update({
-        "recovery": recovery, "facts": queries.account_facts(recovery),
-        "changes": changes, "standing": queries.standing(recovery),
-        "proofs": _proof_rows(recovery, judged),
-        "weak_evidence": _weak_evidence(recovery),
-        "approvals": list(recovery.approvals.select_related("staff").order_by("created_at")),
-        "transitions": list(recovery.transitions.select_related("staff")),
-        "messages_": list(recovery.messages.select_related("staff")),
-        "verdict": said,
+        "detail": detail, "facts": detail.facts, "changes": detail.changes,
+        "standing": detail.standing, "proofs": detail.proofs,
+        "weak_evidence": detail.weak_evidence, "approvals": detail.approvals,
+        "transitions": detail.transitions, "messages_": detail.messages,
+        # The policy's section is for requests that name an account.
+        "verdict": detail.verdict if detail.account_matched else None,
         "own_account": recovery.user_id == staff.pk,
         "wait_days": settings.RECOVERY_WAIT.days,
         "target": queries.first_answer_target(),
@@ -150,25 +147,11 @@ def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int
     return render(request, "recovery/desk/detail.html", context, status=status)
 
 
-def _proof_rows(recovery: RecoveryRequest, judged: dict[int, Judged]) -> list[dict[str, Any]]:
-    """Each proof with what the policy counted it as (satisfied ones only)."""
-    return [{"proof": proof, "judged": judged.get(proof.pk)}
-            for proof in recovery.proofs.select_related("requested_by")]
-
-
 def _form(name: str, recovery: RecoveryRequest, data: Any = None) -> forms.Form:
     if name == "complete_form":
         offered = [(c.event_id, c.undo) for c in recent_changes(recovery) if c.undo]
         return CompleteForm(data, changes=offered)
     return FORMS[name](data)
-
-
-def _weak_evidence(recovery: RecoveryRequest) -> list[str]:
-    try:
-        from relatch.recovery.proofs.services import weak_evidence
-    except ImportError:  # the proofs module is built alongside the desk
-        return []
-    return list(weak_evidence(recovery))
 
 
 Handler = Callable[[HttpRequest, RecoveryRequest, User, dict[str, Any]], str]

@@ -55,6 +55,8 @@ RESULT_WORDS = {
 class CheckLimitedError(ProofError):
     """Too many checks asked for (a 429); ``message`` says when to try again."""
 
+    status = 429
+
 
 @dataclass(frozen=True)
 class CheckShown:

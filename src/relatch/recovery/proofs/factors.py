@@ -24,6 +24,7 @@ from relatch.mfa.models import RecoveryCodeSet, TotpDevice, WebAuthnCredential
 from relatch.recovery.models import ProofKind, RecoveryProof
 from relatch.recovery.proofs.outcomes import settle
 from relatch.recovery.proofs.services import ProofError, Status, count_wrong, open_for_answer
+from relatch.recovery.proofs.wording import OTHER_KIND
 
 FACTOR_KINDS = frozenset({ProofKind.TOTP, ProofKind.RECOVERY_CODE, ProofKind.SECURITY_KEY})
 _DURING = "recovery_proof"
@@ -54,7 +55,7 @@ def submit_factor(*, request: HttpRequest, proof: RecoveryProof, answer: str) ->
     """True when ``answer`` (a code, or a security key's JSON answer) is a factor of the
     account. Raises ProofError when the proof takes no answer now or a limit stops it."""
     if proof.kind not in FACTOR_KINDS:
-        raise ProofError("This proof asks for something else.")
+        raise ProofError(OTHER_KIND)
     proof = open_for_answer(proof, ProofKind(proof.kind))
     assert proof.request.user is not None  # open_for_answer refuses a request without one
     user = factor_checks.lock_account(proof.request.user)  # one guess at a time

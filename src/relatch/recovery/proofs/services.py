@@ -27,7 +27,9 @@ from relatch.recovery.proofs.evidence import (
 from relatch.recovery.proofs.evidence import weak_evidence as weak_evidence
 from relatch.recovery.proofs.outcomes import OPEN_STATES, settle
 from relatch.recovery.proofs.outcomes import after_proof as after_proof
+from relatch.recovery.proofs.wording import OTHER_KIND
 from relatch.recovery.sources import vouch_refusal
+from relatch.web.refusals import Refusal
 
 Status = RecoveryProof.Status
 MAX_ATTEMPTS = 5
@@ -41,12 +43,8 @@ FACTOR_NAMES = {ProofKind.TOTP: "authenticator app", ProofKind.SECURITY_KEY: "se
                 ProofKind.RECOVERY_CODE: "recovery codes"}
 
 
-class ProofError(Exception):
-    """A refused proof action; ``message`` says why, plainly. Nothing changed."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ProofError(Refusal):
+    """A refused proof action; ``message`` says why, plainly. Nothing changed (a 400)."""
 
 
 @transaction.atomic
@@ -145,7 +143,7 @@ def open_for_answer(proof: RecoveryProof, kind: ProofKind, *,
     ProofError."""
     locked = _locked(proof.pk)
     if locked.kind != kind:
-        raise ProofError("This proof asks for something else.")
+        raise ProofError(OTHER_KIND)
     if locked.status != Status.PENDING:
         raise ProofError(f"This proof is {Status(locked.status).label.lower()}: "
                          f"it takes no more {taking}.")

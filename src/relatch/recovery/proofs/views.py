@@ -14,15 +14,16 @@ from django.views.decorators.http import require_http_methods
 from relatch.accounts.emails.middleware import verified_email_not_required
 from relatch.accounts.models import User
 from relatch.accounts.reauth import require_recent_auth
-from relatch.mfa.newdevice.forms import AppCodeForm, RecoveryCodeForm, SecurityKeyForm
+from relatch.mfa.forms import AppCodeForm, RecoveryCodeForm, SecurityKeyForm
 from relatch.recovery.models import ProofKind, RecoveryProof
-from relatch.recovery.proofs import branch_checks, forms, services
+from relatch.recovery.proofs import branch_checks, forms, services, wording
 from relatch.recovery.proofs.evidence import (
     mask_address,
     shared_owned_projects,
     verified_account_emails,
 )
 from relatch.recovery.proofs.factors import security_key_options, submit_factor
+from relatch.recovery.proofs.queries import requester_proof, why_not
 from relatch.recovery.sources import vouch_refusal
 
 MAX_PATH_PART = 100
@@ -78,11 +79,9 @@ def proof_page(request: HttpRequest, proof_id: int, public_id: str, token: str) 
 
 
 def _page_context(request: HttpRequest, proof: RecoveryProof, token: str) -> dict[str, Any]:
-    context: dict[str, Any] = {"proof": proof, "status_url": _status_url(proof, token),
-                               "is_pending": proof.status == RecoveryProof.Status.PENDING}
-    if proof.kind == ProofKind.REPO_BRANCH and context["is_pending"]:
-        context["branch"] = _shown_branch(proof)
-        context["check"] = branch_checks.shown(proof)
+    # What the page shows of the proof is the API's read model; the forms are the page's own.
+    shown = requester_proof(proof)
+    context: dict[str, Any] = {"shown": shown, "status_url": _status_url(proof, token)}
     if proof.kind == ProofKind.API_TOKEN:
         context["form"] = forms.ApiTokenForm()
     elif proof.kind == ProofKind.PASSWORD:
@@ -90,20 +89,11 @@ def _page_context(request: HttpRequest, proof: RecoveryProof, token: str) -> dic
     elif proof.kind == ProofKind.ACCOUNT_EMAIL:
         context["address_form"] = _address_form(proof)
         context["form"] = forms.CodeForm()
-    elif proof.kind == ProofKind.CO_OWNER:
-        context["vouch_url"] = settings.BASE_URL + reverse("proofs:vouch", args=[proof.pk])
     elif proof.kind in FACTOR_FORMS:
         context["form"] = FACTOR_FORMS[ProofKind(proof.kind)]()
-        if proof.kind == ProofKind.SECURITY_KEY and context["is_pending"]:
+        if proof.kind == ProofKind.SECURITY_KEY and shown.is_pending:
             context["webauthn_options"] = security_key_options(request=request, proof=proof)
     return context
-
-
-def _shown_branch(proof: RecoveryProof) -> str:
-    try:
-        return services.branch_to_push(proof)
-    except services.ProofError:
-        return ""
 
 
 def _address_form(proof: RecoveryProof, data: Any = None) -> forms.AddressForm:
@@ -121,7 +111,7 @@ def _answer(request: HttpRequest, proof: RecoveryProof) -> None:
         messages.error(request, refused.message)
         return
     if outcome is True:
-        messages.success(request, "Proof accepted. Thank you.")
+        messages.success(request, wording.ACCEPTED)
     elif outcome is False:
         proof.refresh_from_db()
         messages.error(request, why_not(proof))
@@ -138,11 +128,11 @@ def _dispatch(request: HttpRequest, proof: RecoveryProof) -> bool | str | None:
     if kind == ProofKind.API_TOKEN:
         form: Any = forms.ApiTokenForm(data)
         return services.submit_api_token(proof=proof, raw=form.cleaned_data["token"]) \
-            if form.is_valid() else "Paste the whole token."
+            if form.is_valid() else wording.UNREADABLE[ProofKind.API_TOKEN]
     if kind == ProofKind.PASSWORD:
         form = forms.PasswordForm(data)
         return services.submit_password(proof=proof, password=form.cleaned_data["password"]) \
-            if form.is_valid() else "Enter the password."
+            if form.is_valid() else wording.UNREADABLE[ProofKind.PASSWORD]
     if kind == ProofKind.ACCOUNT_EMAIL:
         return _email_step(request, proof)
     if kind in FACTOR_FORMS:
@@ -151,34 +141,21 @@ def _dispatch(request: HttpRequest, proof: RecoveryProof) -> bool | str | None:
             return next(iter(form.errors.values()))[0]
         answer = form.cleaned_data.get("code") or form.cleaned_data.get("credential")
         return submit_factor(request=request, proof=proof, answer=str(answer))
-    return "A co-owner answers this proof on their own page."
+    return wording.CO_OWNER_ANSWERS
 
 
 def _email_step(request: HttpRequest, proof: RecoveryProof) -> bool | str | None:
     if request.POST.get("step") == "send":
         address_form = _address_form(proof, request.POST)
         if not address_form.is_valid():
-            return "Choose one of the addresses."
+            return wording.CHOOSE_ADDRESS
         services.send_account_email_code(proof=proof, address=address_form.chosen_address())
-        messages.success(request, "A code is on its way. It works for 10 minutes.")
+        messages.success(request, wording.CODE_SENT)
         return None
     form = forms.CodeForm(request.POST)
     if not form.is_valid():
-        return "Enter the 6 digits of the code."
+        return wording.UNREADABLE[ProofKind.ACCOUNT_EMAIL]
     return services.submit_account_email_code(proof=proof, code=form.cleaned_data["code"])
-
-
-def why_not(proof: RecoveryProof) -> str:
-    """Why ``proof`` was not accepted just now, in the words the page uses (the API too)."""
-    status = RecoveryProof.Status
-    if proof.status == status.FAILED:
-        return "This proof has failed. Staff can see what happened and may ask for another."
-    if proof.status == status.EXPIRED:
-        return "This proof has expired. Staff may ask for a new one."
-    if proof.kind == ProofKind.REPO_BRANCH:
-        return "The branch is not in the repository yet. Push it, then check again."
-    left = services.MAX_ATTEMPTS - proof.attempts
-    return f"That is not right. {left} attempt{'s' if left != 1 else ''} left."
 
 
 def _vouchable(request: HttpRequest, proof_id: int) -> tuple[RecoveryProof, User]:

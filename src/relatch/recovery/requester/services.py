@@ -34,6 +34,7 @@ from relatch.recovery.models import (
 from relatch.recovery.requester import links
 from relatch.recovery.requester.routing import StillHas
 from relatch.web.client import client_ip
+from relatch.web.refusals import Refusal
 
 status_link = links.status_link
 
@@ -55,13 +56,9 @@ MAX_MESSAGE_LENGTH = 5000
 STAFF_NOTICE_LIMIT = "6/hour"
 
 
-class RequesterError(Exception):
-    """Refused; ``message`` says why to the person. Nothing was changed."""
-
-    def __init__(self, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+class RequesterError(Refusal):
+    """Refused; ``message`` says why to the person (``status``: 400 unless given). Nothing
+    was changed."""
 
 
 def _code_digest(recovery: RecoveryRequest, code: str) -> str:
@@ -164,6 +161,11 @@ def code_problem(recovery: RecoveryRequest) -> str:
     if not recovery.contact_code_digest or expires is None or expires <= timezone.now():
         return "This code has expired or was replaced. Ask for a new code."
     return ""
+
+
+def why_code_refused(recovery: RecoveryRequest) -> str:
+    """What the page and the API say when ``confirm_contact`` did not accept a code."""
+    return code_problem(recovery) or "That code is wrong."
 
 
 @transaction.atomic

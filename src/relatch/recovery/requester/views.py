@@ -8,11 +8,11 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from relatch.recovery.models import RecoveryProof, RecoveryRequest, State
+from relatch.recovery.models import RecoveryRequest, State
 from relatch.recovery.objections import object_to_request
 from relatch.recovery.requester import links, services
 from relatch.recovery.requester.forms import (
@@ -22,25 +22,13 @@ from relatch.recovery.requester.forms import (
     RecoveryRequestForm,
     StillHasForm,
 )
+from relatch.recovery.requester.queries import requester_status
 from relatch.recovery.requester.routing import route
-from relatch.recovery.workflow import requester_label
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _T = "recovery/requester"
 # The browser that started a request holds its public id until the code is entered.
 _PENDING_KEY = "relatch_recovery_pending"
-
-PROOF_INSTRUCTIONS = {
-    "repo_branch": "Push a branch with the name shown here to the project's repository. "
-                   "We check for it by ourselves; you need not tell us.",
-    "api_token": "Enter an API token of the account. We check it and forget it.",
-    "account_email": "We send a code to an address of the account; enter it here.",
-    "password": "Enter the account's current password.",
-    "recovery_code": "Enter one of the account's unused recovery codes.",
-    "totp": "Enter the 6-digit code your authenticator app shows for this account.",
-    "security_key": "Use one of the account's security keys on the proof page.",
-    "co_owner": "Ask a co-owner of one of your projects to sign in and vouch for you.",
-}
 
 
 def _private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -121,7 +109,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
             if services.confirm_contact(recovery=recovery, code=form.cleaned_data["code"]):
                 request.session.pop(_PENDING_KEY, None)
                 return redirect("requester:filed")
-            form.add_error("code", services.code_problem(recovery) or "That code is wrong.")
+            form.add_error("code", services.why_code_refused(recovery))
             status = 400
         else:
             status = 400
@@ -165,29 +153,10 @@ def status(request: HttpRequest, public_id: str, token: str) -> HttpResponse:
 
 def _status_page(request: HttpRequest, recovery: RecoveryRequest, token: str,
                  form: MessageForm, status: int = 200, error: str = "") -> HttpResponse:
-    quiet = services.refused_quietly(recovery)
-    shown = State.SUBMITTED if quiet else State(recovery.state)
-    proofs = [] if quiet else [
-        _proof_row(recovery, token, proof)
-        for proof in recovery.proofs.filter(status=RecoveryProof.Status.PENDING)
-    ]
     return render(request, f"{_T}/status.html", {
-        "recovery": recovery, "state": shown, "state_label": requester_label(shown),
-        "proofs": proofs, "form": form, "error": error,
-        "token": token, "messages_with_staff": recovery.messages.all(),
-        "may_cancel": quiet or shown not in (State.COMPLETED, State.DENIED, State.CANCELLED),
-        "may_reopen": shown == State.CLOSED_NO_RESPONSE,
+        "status": requester_status(recovery, token=token), "form": form, "error": error,
+        "token": token,
     }, status=status)
-
-
-def _proof_row(recovery: RecoveryRequest, token: str, proof: RecoveryProof) -> dict[str, Any]:
-    try:  # the proof pages of the proofs area (/recovery/proof/), when wired
-        url = reverse("proofs:proof", kwargs={"proof_id": proof.pk,
-                                              "public_id": recovery.public_id, "token": token})
-    except NoReverseMatch:
-        url = ""
-    return {"label": proof.get_kind_display(), "url": url, "expires_at": proof.expires_at,
-            "instructions": PROOF_INSTRUCTIONS.get(proof.kind, "")}
 
 
 @_private

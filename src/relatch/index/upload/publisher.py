@@ -1,0 +1,82 @@
+"""Who publishes a file, and how they were authenticated (issue 16 §4).
+
+This is the one thing in which the two ways into the upload pipeline differ: twine sends an API
+token (``relatch.index.upload.views``), and an operator on the command line names the account
+(``relatch index_import_file … --owner USERNAME``, ``relatch.index.upload.imports``). Every
+other step — the checks of the form, the file name, the digests and the archive, the rows, the
+stored files and the events — is ``relatch.index.upload.services``'s, the same for both.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+
+from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
+from relatch.accounts.models import User
+from relatch.audit.models import Factor
+from relatch.index.models import APIToken
+from relatch.index.tokens.services import note_token_use, token_allows_project
+from relatch.index.upload.validation import UploadRefusedError
+from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
+
+UPLOAD_ACTION = "Uploading"
+# In the events of an import: the account did not act, the operator did in its name.
+OPERATOR_IMPORT = "operator import"
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The account a file is published as (its uploader, and owner of a new project), and the
+    token it came with (None: named by the operator on the command line)."""
+
+    user: User
+    token: APIToken | None = None
+
+    @classmethod
+    def with_token(cls, token: APIToken) -> "Publisher":
+        return cls(user=token.user, token=token)
+
+    @classmethod
+    def named_by_operator(cls, user: User) -> "Publisher":
+        return cls(user=user)
+
+    @property
+    def factor(self) -> str:
+        """The factor the events record: the API token, or none for the operator's import."""
+        return Factor.API_TOKEN if self.token is not None else ""
+
+    def file_event_details(self) -> dict[str, Any]:
+        """What FILE_UPLOADED adds about the way in: the token, or the operator's import."""
+        if self.token is not None:
+            return {"token_id": self.token.pk}
+        return {"by": OPERATOR_IMPORT}
+
+    def project_event_details(self) -> dict[str, Any]:
+        """What PROJECT_CREATED adds about the way in (nothing for a token, as before)."""
+        return {} if self.token is not None else {"by": OPERATOR_IMPORT}
+
+    def check(self) -> None:
+        """Refuse (403) an account that may not publish now.
+
+        A token's account must keep a second factor: a token is minted by someone who proved
+        two factors, and stays usable only while the account keeps one (the operator
+        authenticated on the server itself instead). A frozen account publishes nothing either
+        way: a hijacker must not publish under the owner's name while staff review the account
+        (DESIGN §5), and an operator's import waits for staff to unfreeze it too.
+        """
+        try:
+            if self.token is not None:
+                require_second_factor(user=self.user, action=UPLOAD_ACTION)
+            refuse_if_frozen(user=self.user, action=UPLOAD_ACTION)
+        except (SecondFactorRequiredError, AccountFrozenError) as error:
+            raise UploadRefusedError(error.message, status=403) from None
+
+    def may_reach(self, normalized_name: str) -> bool:
+        """Whether a token's scope reaches the project (the operator's import has none)."""
+        return self.token is None or token_allows_project(self.token, normalized_name)
+
+    def note_use(self, *, request: HttpRequest | None) -> None:
+        """The token's last use and API_TOKEN_USED; nothing for the operator's import."""
+        if self.token is not None:
+            note_token_use(request=request, token=self.token)

@@ -1,0 +1,90 @@
+"""What the holder of a status link reads about their request: one read model for the status
+page and the JSON API (GET /api/v1/recovery/status), so both show the same state, proofs and
+messages. A request refused quietly (its account is blocked) reads as a submitted one with
+nothing asked, as on every other answer (relatch.recovery.requester.services). Read-only."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.urls import NoReverseMatch, reverse
+
+from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
+from relatch.recovery.proofs.wording import PROOF_INSTRUCTIONS
+from relatch.recovery.requester.services import refused_quietly
+from relatch.recovery.workflow import requester_label
+
+
+@dataclass(frozen=True)
+class PendingProof:
+    """A proof staff asked for that waits for the requester's answer."""
+
+    id: int
+    kind: str
+    kind_label: str
+    status: str
+    expires_at: datetime | None
+    instructions: str
+    # Its page (secret: it holds the status token); "" when read without the token (the API).
+    page_url: str = ""
+
+
+@dataclass(frozen=True)
+class MessageLine:
+    author: str  # "requester", "staff" or "system"
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RequesterStatus:
+    public_id: str
+    state: str
+    state_label: str
+    created_at: datetime
+    filed_at: datetime | None
+    # Only while the waiting period is shown.
+    wait_ends_at: datetime | None
+    waiting_for_you_since: datetime | None
+    completes_automatically: bool
+    pending_proofs: list[PendingProof]
+    messages: list[MessageLine]
+    may_cancel: bool
+    may_reopen: bool
+
+
+def requester_status(recovery: RecoveryRequest, *, token: str = "") -> RequesterStatus:
+    """``recovery`` as its requester sees it; ``token`` (the status link's) adds each pending
+    proof's page address."""
+    quiet = refused_quietly(recovery)
+    shown = State.SUBMITTED if quiet else State(recovery.state)
+    pending = [] if quiet else list(
+        recovery.proofs.filter(status=RecoveryProof.Status.PENDING).order_by("created_at", "pk"))
+    return RequesterStatus(
+        public_id=recovery.public_id, state=shown.value, state_label=requester_label(shown),
+        created_at=recovery.created_at, filed_at=recovery.contact_confirmed_at,
+        wait_ends_at=recovery.wait_ends_at if shown == State.IN_WAITING_PERIOD else None,
+        waiting_for_you_since=None if quiet else recovery.awaiting_requester_since,
+        completes_automatically=not quiet and recovery.completes_automatically,
+        pending_proofs=[_pending(recovery, proof, token) for proof in pending],
+        messages=[MessageLine(author=m.author, body=m.body, created_at=m.created_at)
+                  for m in recovery.messages.all()],
+        may_cancel=quiet or shown not in (State.COMPLETED, State.DENIED, State.CANCELLED),
+        may_reopen=shown == State.CLOSED_NO_RESPONSE,
+    )
+
+
+def _pending(recovery: RecoveryRequest, proof: RecoveryProof, token: str) -> PendingProof:
+    return PendingProof(
+        id=proof.pk, kind=proof.kind, kind_label=str(ProofKind(proof.kind).label),
+        status=proof.status, expires_at=proof.expires_at,
+        instructions=PROOF_INSTRUCTIONS.get(proof.kind, ""),
+        page_url=_page_url(recovery, proof, token) if token else "",
+    )
+
+
+def _page_url(recovery: RecoveryRequest, proof: RecoveryProof, token: str) -> str:
+    try:  # the proof pages of the proofs area (/recovery/proof/), when wired
+        return reverse("proofs:proof", kwargs={"proof_id": proof.pk,
+                                               "public_id": recovery.public_id, "token": token})
+    except NoReverseMatch:
+        return ""
