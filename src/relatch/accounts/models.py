@@ -73,6 +73,15 @@ class Email(models.Model):
     verified = models.BooleanField(default=False)
     verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when Relatch took the verification back (relatch.accounts.emails.domains): the
+    # address's domain lapsed, or was registered again after the address was verified (a
+    # resurrected domain resets passwords for whoever bought it). Why, for the account page.
+    unverified_at = models.DateTimeField(null=True, blank=True)
+    unverified_reason = models.CharField(max_length=300, blank=True)
+    # Mail to it bounced for good (a hard bounce, or three soft ones in 7 days): it stays
+    # verified, but no security mail goes to it until it is verified again.
+    not_receiving_since = models.DateTimeField(null=True, blank=True)
+    bounce_detail = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-primary", "created_at"]
@@ -142,3 +151,63 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user_id} since {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class EmailDomain(models.Model):
+    """A domain of verified addresses, as its registry last described it over RDAP (RFC 9083).
+
+    One row a domain, however many addresses use it: a domain is looked up at most once every
+    7 days (sooner after a failed lookup), whatever the number of accounts on it.
+    """
+
+    name = models.CharField(max_length=253, unique=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(default=timezone.now)
+    # Consecutive failed lookups (timeouts, 429, unknown TLD): they change nothing.
+    failures = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    registered_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    statuses = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["next_check_at"], name="emaildomain_due")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Bounce(models.Model):
+    """A delivery-status notification (RFC 3464) for mail Relatch sent to an address."""
+
+    email = models.ForeignKey(Email, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="bounces")
+    address = models.EmailField(max_length=254)
+    hard = models.BooleanField()
+    # The DSN's Status field ("5.1.1") and Diagnostic-Code, as received (never a secret).
+    status = models.CharField(max_length=20)
+    diagnostic = models.CharField(max_length=500, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["address", "received_at"],
+                                          name="bounce_address_time")]
+
+    def __str__(self) -> str:
+        return f"{'hard' if self.hard else 'soft'} bounce for {self.address} ({self.status})"
+
+
+class AccountReminders(models.Model):
+    """When an account was last reminded to keep its ways back in working (issue 17)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="reminders")
+    # "Add a second address": mailed every 90 days, unless dismissed (for a year).
+    second_address_reminded_at = models.DateTimeField(null=True, blank=True)
+    second_address_dismissed_until = models.DateTimeField(null=True, blank=True)
+    # "Is your recovery information still right?": asked every 12 months of accounts with a
+    # second factor, confirmed in one click.
+    recovery_info_asked_at = models.DateTimeField(null=True, blank=True)
+    recovery_info_confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"reminders of {self.user_id}"

@@ -8,7 +8,10 @@ from relatch.notify.services import send_mail
 
 
 def verified_addresses(user: User) -> list[str]:
-    return list(user.emails.filter(verified=True).values_list("address", flat=True))
+    """Where security mail goes: the verified addresses that still receive mail (an address
+    whose mail bounced for good hears nothing until it is verified again)."""
+    usable = user.emails.filter(verified=True, not_receiving_since__isnull=True)
+    return list(usable.values_list("address", flat=True))
 
 
 def announce_to_account(

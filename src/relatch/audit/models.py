@@ -26,6 +26,8 @@ class EventKind(models.TextChoices):
     EMAIL_REPLACED = "email_replaced", "Unverified email address replaced"
     EMAIL_PRIMARY_CHANGED = "email_primary_changed", "Primary email address changed"
     EMAIL_VERIFICATION_SENT = "email_verification_sent", "Verification email sent"
+    EMAIL_UNVERIFIED = "email_unverified", "Email address no longer trusted: verify it again"
+    EMAIL_NOT_RECEIVING = "email_not_receiving", "Mail to an email address bounced"
     SIGNUP_ATTEMPT_WITH_EMAIL = (
         "signup_attempt_with_email",
         "Someone tried to register with your address",

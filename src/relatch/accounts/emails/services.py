@@ -17,6 +17,7 @@ from django.utils.crypto import constant_time_compare
 from relatch.accounts import ratelimit
 from relatch.accounts.emails import tokens
 from relatch.accounts.emails.middleware import has_verified_email
+from relatch.accounts.emails.trust import trust_again
 from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import Email, User
 from relatch.accounts.notices import announce_to_account, verified_addresses
@@ -243,6 +244,7 @@ def verify_email(*, request: HttpRequest | None, token: str) -> Email:
             "taken",
             "This address is already verified on another Relatch account. Use another address.",
         ) from exc
+    trust_again(email=email)  # it is its owner's, and it receives mail: both shown anew
     record_event(
         user=user,
         kind=EventKind.EMAIL_VERIFIED,
