@@ -8,3 +8,6 @@ import tempfile
 os.environ.setdefault("RELATCH_DATA_DIR", tempfile.mkdtemp(prefix="relatch-test-"))
 os.environ.setdefault("RELATCH_SECRET_KEY", "test-secret-key-" + "x" * 40)
 os.environ.setdefault("RELATCH_BASE_URL", "http://testserver")
+# No test reaches IANA or a registry: the domain check's tests run their own RDAP server on
+# loopback; anything else that looked a domain up would find nothing listening here.
+os.environ.setdefault("RELATCH_RDAP_BOOTSTRAP", "http://127.0.0.1:9/rdap/dns.json")

@@ -1,4 +1,9 @@
-"""An account whose addresses are all unverified can only verify or replace them."""
+"""An account whose addresses are all unverified can only verify or replace them.
+
+Except when Relatch itself took the verification back (a domain check): that account was
+verified and is its owner's, so it keeps its sessions, factors and pages, and is asked for a
+new address on the address page and in the account's check-up.
+"""
 
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +20,15 @@ def verified_email_not_required[F: Callable[..., Any]](view: F) -> F:
 
 def has_verified_email(user: Any) -> bool:
     return bool(user.emails.filter(verified=True).exists())
+
+
+def trust_taken_back(user: Any) -> bool:
+    """Whether the account has no verified address because Relatch took the verification
+    back (relatch.accounts.emails.trust: a lapsed or resurrected domain). Such an account was
+    its owner's all along: it keeps working, and its pages ask for a new address at once."""
+    if has_verified_email(user):
+        return False
+    return bool(user.emails.filter(unverified_at__isnull=False).exists())
 
 
 class RequireVerifiedEmailMiddleware:
@@ -39,6 +53,6 @@ class RequireVerifiedEmailMiddleware:
             return None
         if not getattr(view, "verified_email_required", True):
             return None
-        if has_verified_email(request.user):
+        if has_verified_email(request.user) or trust_taken_back(request.user):
             return None
         return redirect("emails:manage")

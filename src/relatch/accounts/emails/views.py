@@ -34,10 +34,14 @@ def _manage_page(
 ) -> HttpResponse:
     emails = list(signed_in_user(request).emails.all())
     verified_count = sum(1 for e in emails if e.verified)
+    # Relatch unverified every address (a domain check): ask for a new one, not for a typo.
+    lost_trust = verified_count == 0 and any(e.unverified_at for e in emails)
     context = {
         "emails": emails,
         "verified_count": verified_count,
-        "can_add": verified_count > 0 and len(emails) < services.MAX_EMAILS_PER_ACCOUNT,
+        "trust_taken_back": lost_trust,
+        "can_add": (verified_count > 0 or lost_trust)
+        and len(emails) < services.MAX_EMAILS_PER_ACCOUNT,
         "max_emails": services.MAX_EMAILS_PER_ACCOUNT,
         "add_form": add_form or AddressForm(auto_id="id_add_%s"),
         "replace_form": replace_form or AddressForm(auto_id="id_replace_%s"),
