@@ -226,8 +226,20 @@ def _with_worker_id(argv: list[str]) -> list[str]:
     return [*argv, "--worker-id", worker_id()]
 
 
+def _bounce_listener() -> dict[str, list[str]]:
+    """The third child, ``relatch bounce_listener``, when RELATCH_BOUNCE_LISTEN is set (its
+    address checked first, as the web server's is)."""
+    from django.conf import settings
+
+    if settings.BOUNCE_LISTEN is None:
+        return {}
+    _check_can_listen(*settings.BOUNCE_LISTEN)
+    return {"bounce listener": [sys.executable, "-m", "relatch.cli", "bounce_listener"]}
+
+
 def serve(host: str, port: int) -> int:
-    """Start Relatch: migrate, then gunicorn and the background worker, until TERM or Ctrl-C."""
+    """Start Relatch: migrate, then gunicorn and the background worker (and the bounce
+    listener, when RELATCH_BOUNCE_LISTEN is set), until TERM or Ctrl-C."""
     commands = {
         "web server": _gunicorn_command(host, port),
         "worker": [sys.executable, "-m", "relatch.cli", *WORKER_ARGS],
@@ -235,6 +247,7 @@ def serve(host: str, port: int) -> int:
     _check_can_listen(host, port)
     base_url_given = bool(os.environ.get("RELATCH_BASE_URL"))
     _prepare(host, port)
+    commands.update(_bounce_listener())
     _schedule_background_work()
     supervisor = _Supervisor()
     signal.signal(signal.SIGTERM, supervisor.request_stop)

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from relatch.accounts.emails.hooks import bounce_hook
 from relatch.index.pages import views as index_pages
 
 urlpatterns = [
@@ -10,12 +11,14 @@ urlpatterns = [
     path("account/two-factor/app/", include("relatch.mfa.totp.urls")),
     path("account/two-factor/keys/", include("relatch.mfa.webauthn.urls")),
     path("account/two-factor/recovery-codes/", include("relatch.mfa.recovery_codes.urls")),
+    path("account/two-factor/check/", include("relatch.mfa.yearly_check.urls")),
     path("account/login/", include("relatch.signin.newdevice.urls")),
     path("account/recovery/", include("relatch.signin.newdevice.recovery_urls")),
     path("recovery/request/", include("relatch.recovery.requester.urls")),
     path("recovery/proof/", include("relatch.recovery.proofs.urls")),
     path("desk/", include("relatch.recovery.desk.urls")),
     path("dev/", include("relatch.notify.urls")),
+    path("hooks/bounces", bounce_hook, name="bounce_hook"),
     path("api/v1/", include("relatch.api.urls")),
     # The package index: installers (simple, files, JSON), twine (legacy), people (pages).
     path("", include("relatch.index.simple.urls")),

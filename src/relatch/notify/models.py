@@ -18,6 +18,10 @@ class OutgoingEmail(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
+    class Bounce(models.TextChoices):
+        SOFT = "soft", "Delayed (a soft bounce)"
+        HARD = "hard", "Failed for good (a hard bounce)"
+
     to = models.EmailField(max_length=254)
     template = models.CharField(max_length=100)
     context = models.JSONField(default=dict, blank=True)
@@ -28,6 +32,10 @@ class OutgoingEmail(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What its delivery-status notifications said (relatch.accounts.emails.bounces): each
+    # message counts once as a soft bounce and once as a hard one, however often it is told.
+    bounce = models.CharField(max_length=4, choices=Bounce.choices, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]

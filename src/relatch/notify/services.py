@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from relatch.notify import verp
 from relatch.notify.models import OutgoingEmail
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,15 @@ def render_message(outgoing: OutgoingEmail) -> EmailMultiAlternatives:
         context["link"] = import_string(outgoing.link_builder)(**outgoing.link_args)
     name = f"notify/mail/{outgoing.template}"
     subject = " ".join(render_to_string(f"{name}.subject.txt", context).split())
+    # The SMTP backend sends ``from_email`` as the envelope sender (MAIL FROM), where bounces
+    # go: the message's own return path (VERP). The From header people see stays the same.
+    envelope_sender = verp.return_path(outgoing.pk) or settings.DEFAULT_FROM_EMAIL
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string(f"{name}.txt", context),
+        from_email=envelope_sender,
         to=[outgoing.to],
+        headers={"From": settings.DEFAULT_FROM_EMAIL},
     )
     message.attach_alternative(render_to_string(f"{name}.html", context), "text/html")
     return message
@@ -90,6 +96,16 @@ def deliver(*, outgoing_id: int) -> OutgoingEmail.Status:
     outgoing.last_error = ""
     outgoing.save(update_fields=["attempts", "status", "sent_at", "last_error"])
     return OutgoingEmail.Status.SENT
+
+
+def note_bounce(*, outgoing_id: int, hard: bool) -> bool:
+    """Record that a delivery-status notification said ``outgoing_id`` bounced; False when
+    that was known already (a repeated or replayed notice: a message counts once as a soft
+    bounce, and once more if it then fails for good)."""
+    rows = OutgoingEmail.objects.filter(pk=outgoing_id)
+    rows = rows.exclude(bounce=OutgoingEmail.Bounce.HARD) if hard else rows.filter(bounce="")
+    kind = OutgoingEmail.Bounce.HARD if hard else OutgoingEmail.Bounce.SOFT
+    return rows.update(bounce=kind, bounced_at=timezone.now()) == 1
 
 
 def _record_failure(outgoing: OutgoingEmail, exc: Exception) -> OutgoingEmail.Status:

@@ -136,6 +136,10 @@ def _address(proof: RecoveryProof, recovery: RecoveryRequest, account: User,
     if email is None or not email.verified or email.verified_at is None:
         return Basis(None, "", "The address the code went to is no longer a verified address "
                                "of the account.")
+    if email.not_receiving_since is not None:
+        return Basis(None, "", "Mail to the address the code went to bounced on "
+                               f"{_day(email.not_receiving_since)}: it does not count as the "
+                               "account's mailbox until it is verified again.")
     if email.verified_at >= recovery.created_at:
         return Basis(None, "", f"The address the code went to was verified on "
                                f"{_day(email.verified_at)}, after the request was filed.")

@@ -16,7 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from relatch.accounts import ratelimit
 from relatch.accounts.emails import tokens
-from relatch.accounts.emails.middleware import has_verified_email
+from relatch.accounts.emails.middleware import has_verified_email, trust_taken_back
 from relatch.accounts.emails.trust import trust_again
 from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import Email, User
@@ -144,7 +144,8 @@ def add_email(*, request: HttpRequest | None, user: User, address: str) -> Email
     """
     _lock(user)
     _refuse_if_frozen(user, "Adding an email address")
-    _require_verified_account(user)
+    if not trust_taken_back(user):  # Relatch unverified them all: it needs a new one now
+        _require_verified_account(user)
     address = normalize_address(address)
     if user.emails.count() >= MAX_EMAILS_PER_ACCOUNT:
         raise EmailChangeError(
@@ -184,10 +185,11 @@ def _claimed_email(token: str, *, lock: bool) -> Email:
         raise VerificationError(
             "removed", "This address was removed from its account, so the link no longer works."
         )
-    if email.verified:
+    # A verified address is verified again only when its mail bounced (it receives mail once
+    # more); the bounce's time is in the token, so such a link works once too.
+    if email.verified and email.not_receiving_since is None:
         raise VerificationError("used", "This link was already used: the address is verified.")
-    expected = tokens.state_digest(address=email.address, verified=False)
-    if not constant_time_compare(claim.state, expected):
+    if not constant_time_compare(claim.state, tokens.email_state(email)):
         raise VerificationError(
             "changed", "This address was changed after the link was sent. Use the newest mail."
         )
@@ -197,7 +199,8 @@ def _claimed_email(token: str, *, lock: bool) -> Email:
 
 def _refuse_if_verified_elsewhere(email: Email) -> None:
     # Only the mailbox's owner can get here, so naming the conflict reveals nothing new.
-    if Email.objects.filter(address__iexact=email.address, verified=True).exists():
+    taken = Email.objects.filter(address__iexact=email.address, verified=True)
+    if taken.exclude(pk=email.pk).exists():
         raise VerificationError(
             "taken",
             "This address is already verified on another Relatch account, and an address "
@@ -256,9 +259,10 @@ def verify_email(*, request: HttpRequest | None, token: str) -> Email:
 
 @transaction.atomic
 def resend_verification(*, request: HttpRequest | None, user: User, email_id: int) -> Email:
-    """Mail a fresh verification link, at most RESEND_LIMIT per address."""
+    """Mail a fresh verification link, at most RESEND_LIMIT per address: to an unverified
+    address, or to a verified one whose mail bounced (verifying it again shows it works)."""
     email = _own_email(user, email_id)
-    if email.verified:
+    if email.verified and email.not_receiving_since is None:
         raise EmailChangeError("This address is already verified.")
     if not ratelimit.hit(scope="email-resend", key=email.address.lower(), limit=RESEND_LIMIT):
         raise EmailRateLimitError(

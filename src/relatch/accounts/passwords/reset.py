@@ -129,8 +129,8 @@ def _as_requested(*, ip: str | None, user_agent: str) -> HttpRequest:
 def reset_address(*, user: User, identifier: str) -> str | None:
     """Where the link goes: the address typed, if it is verified on the account; for a
     username, the primary verified address. Never an unverified address: whoever typed it in
-    may not own it."""
-    verified = Email.objects.filter(user=user, verified=True)
+    may not own it; nor one whose mail bounces (its mailbox may be someone else's by now)."""
+    verified = Email.objects.filter(user=user, verified=True, not_receiving_since__isnull=True)
     if "@" in identifier:
         chosen = verified.filter(address__iexact=identifier.strip()).first()
     else:

@@ -18,7 +18,9 @@ def mask_address(address: str) -> str:
 
 
 def verified_account_emails(user: User) -> list[Email]:
-    return list(user.emails.filter(verified=True).order_by("-primary", "created_at"))
+    """The addresses a mailbox proof may use: verified, and receiving mail (not bounced)."""
+    usable = user.emails.filter(verified=True, not_receiving_since__isnull=True)
+    return list(usable.order_by("-primary", "created_at"))
 
 
 def projects_of(user: User) -> list[Project]:
