@@ -7,6 +7,7 @@ directory, mail to a local outbox) need no configuration at all.
 import os
 import secrets
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -254,6 +255,14 @@ REPOSITORY_CHECK_TIMEOUT = 10
 REPOSITORY_CHECK_WORKERS = 4
 # Invitations to a project role expire after this many days.
 ROLE_INVITATION_DAYS = 7
+# Domain checks over RDAP (issue 17, relatch.accounts.emails.domains): the bootstrap file
+# (RFC 9224) as a URL, fetched and cached in the data directory for a week, or a file path.
+# Lookups go over https only; plain http only to loopback, and only when this URL is itself
+# on a loopback address (a test server or a local mirror). Each lookup (redirects included)
+# gets at most RDAP_TIMEOUT seconds.
+RDAP_BOOTSTRAP = (os.environ.get("RELATCH_RDAP_BOOTSTRAP", "").strip()
+                  or "https://data.iana.org/rdap/dns.json")
+RDAP_TIMEOUT = 10
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -292,6 +301,33 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = os.environ.get("RELATCH_FROM_EMAIL", f"Relatch <noreply@{_base.hostname}>")
 EMAIL_MAX_ATTEMPTS = _env_int("RELATCH_EMAIL_MAX_ATTEMPTS", 6)
+
+# Bounces (issue 17). Each message leaves with its own return path, bounces+<token>@<domain>
+# (VERP), so a delivery-status notification names the message it is about; "off" sends with
+# the From address as the envelope sender instead (a relay that allows no other sender).
+_from_domain = parseaddr(DEFAULT_FROM_EMAIL)[1].rpartition("@")[2].lower() or _base.hostname
+BOUNCE_DOMAIN = os.environ.get("RELATCH_BOUNCE_DOMAIN", "").strip().lower() or _from_domain
+VERP_ENABLED = BOUNCE_DOMAIN != "off"
+
+
+def _listen_address(name: str) -> tuple[str, int] | None:
+    """HOST:PORT (an IPv6 host in brackets) from the environment; None when unset."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{name} must be HOST:PORT (e.g. 127.0.0.1:2525), not {value!r}")
+    return host, int(port)
+
+
+# Where `relatch bounce_listener` (started by `relatch serve` when set) takes DSNs over SMTP.
+BOUNCE_LISTEN = _listen_address("RELATCH_BOUNCE_LISTEN")
+# The secret that signs POST /hooks/bounces (HMAC-SHA256 of the body); unset: the hook is off.
+BOUNCE_WEBHOOK_SECRET = os.environ.get("RELATCH_BOUNCE_WEBHOOK_SECRET", "")
+# The largest DSN taken, over SMTP or the webhook: Relatch's own mail, returned whole, fits.
+BOUNCE_MAX_BYTES = 1024 * 1024
 
 LOGGING = {
     "version": 1,

@@ -49,6 +49,7 @@ class EventKind(models.TextChoices):
     SELF_RECOVERY_CANCELLED = "self_recovery_cancelled", "Self-service recovery cancelled"
     SELF_RECOVERY_COMPLETED = "self_recovery_completed", "Self-service recovery completed"
     FACTOR_REMINDER_SENT = "factor_reminder_sent", "Reminder to check second factors sent"
+    RECOVERY_INFO_CONFIRMED = "recovery_info_confirmed", "Recovery information confirmed as right"
     API_TOKEN_CREATED = "api_token_created", "API token created"
     API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
     API_TOKEN_USED = "api_token_used", "API token used"

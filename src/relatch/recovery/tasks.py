@@ -21,9 +21,13 @@ TICK_EVERY: timedelta = getattr(settings, "RECOVERY_TICK_EVERY", timedelta(minut
 @task()
 def recovery_tick() -> dict[str, Any]:
     """One pass of ``relatch.recovery.housekeeping.run_pass``, a sweep for mail that lost its
-    delivery task, the daily orphan-file sweep queued if none is (the tick is the only
-    periodic task), then the next tick."""
+    delivery task, the daily orphan-file sweep, the daily email domain check and the daily
+    account reminders (issue 17) queued if none is (the tick is the only periodic task), then
+    the next tick."""
+    from relatch.accounts.emails.domains.tasks import ensure_domain_check_scheduled
+    from relatch.accounts.second_address.tasks import ensure_second_address_reminders_scheduled
     from relatch.index.upload.tasks import ensure_sweep_scheduled
+    from relatch.mfa.yearly_check.tasks import ensure_recovery_info_checks_scheduled
     from relatch.notify.leftovers import sweep_stranded_mail
     from relatch.recovery.housekeeping import run_pass
 
@@ -31,6 +35,9 @@ def recovery_tick() -> dict[str, Any]:
         report = asdict(run_pass())
         report["mail_requeued"] = sweep_stranded_mail()
         report["orphan_sweep_queued"] = ensure_sweep_scheduled()
+        report["domain_check_queued"] = ensure_domain_check_scheduled()
+        report["second_address_reminders_queued"] = ensure_second_address_reminders_scheduled()
+        report["recovery_info_checks_queued"] = ensure_recovery_info_checks_scheduled()
         return report
     finally:
         ensure_tick_scheduled()

@@ -84,6 +84,21 @@ def second_address_check(user: User) -> CheckupItem:
     )
 
 
+def not_receiving_check(user: User) -> CheckupItem | None:
+    """A verified address whose mail bounced hears nothing until it is verified again."""
+    bounced = user.emails.filter(verified=True, not_receiving_since__isnull=False).first()
+    if bounced is None:
+        return None
+    return CheckupItem(
+        ok=False,
+        title=f"Mail to {bounced.address} bounced",
+        advice="We send that address no security mail: no notices, no password reset links. "
+        "Verify it again once it works, or remove it and add one that does.",
+        link_name="emails:manage",
+        link_label="Manage addresses",
+    )
+
+
 def password_check(user: User) -> CheckupItem:
     if user.has_usable_password():
         return CheckupItem(
@@ -161,10 +176,39 @@ def sessions_check(user: User) -> CheckupItem:
     )
 
 
+def untrusted_address_check(user: User) -> CheckupItem | None:
+    """An address Relatch unverified (its domain lapsed or was registered again): with no
+    verified address left, the account is asked for a new one before anything else."""
+    untrusted = user.emails.filter(verified=False, unverified_at__isnull=False).first()
+    if untrusted is None:
+        return None
+    why = untrusted.unverified_reason or "it may no longer be yours"
+    if not user.emails.filter(verified=True).exists():
+        return CheckupItem(
+            ok=False,
+            title="Add an email address now: Relatch no longer trusts yours",
+            advice=f"Relatch no longer trusts {untrusted.address}: {why}. Until you add and "
+            "verify an address you control, no password reset link, new-device confirmation "
+            "or security notice can reach you. Verify it again only if it is still yours.",
+            link_name="emails:manage",
+            link_label="Add an address",
+        )
+    return CheckupItem(
+        ok=False,
+        title=f"Relatch no longer trusts {untrusted.address}",
+        advice=f"{why[:1].upper()}{why[1:]}. Verify it again if it is still yours, or "
+        "remove it.",
+        link_name="emails:manage",
+        link_label="Manage addresses",
+    )
+
+
 type Check = Callable[[User], CheckupItem | None]
 
 CHECKS: list[Check] = [
+    untrusted_address_check,
     primary_address_check,
+    not_receiving_check,
     second_address_check,
     password_check,
     failed_signins_check,

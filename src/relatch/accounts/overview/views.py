@@ -12,6 +12,8 @@ from relatch.accounts.overview.checkup import security_checkup
 from relatch.accounts.overview.forms import NameForm
 from relatch.accounts.overview.queries import addresses, event_rows, recent_event_rows
 from relatch.accounts.overview.services import change_name
+from relatch.accounts.second_address.queries import second_address_prompt
+from relatch.accounts.second_address.services import dismiss_prompt
 from relatch.accounts.sessions.queries import session_count
 from relatch.audit.queries import security_history_page
 
@@ -25,6 +27,7 @@ def _render_overview(request: HttpRequest, form: NameForm, status: int = 200) ->
         "has_password": user.has_usable_password(),
         "session_count": session_count(user=user),
         "recent_events": recent_event_rows(user=user),
+        "second_address_prompt": second_address_prompt(user=user),
         "to_do": [item for item in items if not item.ok],
         "protections": [item for item in items if item.ok],
     }
@@ -47,6 +50,15 @@ def edit_name(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Your name was updated.")
     else:
         messages.info(request, "Your name is unchanged.")
+    return redirect("account:overview")
+
+
+@require_POST
+def dismiss_second_address(request: HttpRequest) -> HttpResponse:
+    """"Not now" on the second-address banner: hidden, and no reminder mail, for a year."""
+    dismiss_prompt(user=signed_in_user(request))
+    messages.info(request, "We won't ask you to add a second address for a year. You can "
+                           "add one at any time from the email addresses page.")
     return redirect("account:overview")
 
 
