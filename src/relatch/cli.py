@@ -300,13 +300,19 @@ def main(argv: list[str] | None = None) -> int:
         except ServeError as exc:
             print(f"relatch serve: error: {exc}", file=sys.stderr)
             return 2
+    if argv and argv[0] in {"backup", "restore"}:
+        # Before Django: a restore puts the signing key back before the settings read it.
+        from relatch.backup import main as backup_main
+
+        return backup_main(argv)
     if argv and argv[0] == "worker":
         argv = [*WORKER_ARGS, *argv[1:]]
         _setup_django()
         _schedule_background_work()
     if not argv or argv[0] in {"-h", "--help"}:
         _parser().print_help()
-        print("\nAlso: createstaff, demo, and every Django management command (migrate, …).")
+        print("\nAlso: backup DIR, restore DIR, createstaff, demo, and every Django management "
+              "command (migrate, …).")
         return 0
     _setup_django()
     from django.core.management import execute_from_command_line
