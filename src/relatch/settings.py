@@ -300,7 +300,12 @@ MAILERS = {
     else {"BACKEND": "relatch.notify.outbox.OutboxEmailBackend"}
 }
 DEFAULT_FROM_EMAIL = os.environ.get("RELATCH_FROM_EMAIL", f"Relatch <noreply@{_base.hostname}>")
-EMAIL_MAX_ATTEMPTS = _env_int("RELATCH_EMAIL_MAX_ATTEMPTS", 6)
+# Security mail is retried (1 min doubling up to an hour) for this long after its first failed
+# attempt before it is given up (relatch.notify.retries). It replaces RELATCH_EMAIL_MAX_ATTEMPTS,
+# which gave up after about 16 minutes; a system check warns when that is still set.
+EMAIL_GIVE_UP_HOURS = _env_int("RELATCH_EMAIL_GIVE_UP_HOURS", 72)
+if EMAIL_GIVE_UP_HOURS < 1:
+    raise ValueError("RELATCH_EMAIL_GIVE_UP_HOURS must be at least 1 (the default is 72)")
 
 # Bounces (issue 17). Each message leaves with its own return path, bounces+<token>@<domain>
 # (VERP), so a delivery-status notification names the message it is about; "off" sends with

@@ -18,6 +18,7 @@ urlpatterns = [
     path("recovery/proof/", include("relatch.recovery.proofs.urls")),
     path("desk/", include("relatch.recovery.desk.urls")),
     path("dev/", include("relatch.notify.urls")),
+    path("staff/", include("relatch.notify.staff.urls")),
     path("hooks/bounces", bounce_hook, name="bounce_hook"),
     path("api/v1/", include("relatch.api.urls")),
     # The package index: installers (simple, files, JSON), twine (legacy), people (pages).

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.db import transaction
+from django.db.models import F
 from django.test import TestCase
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from relatch.notify.models import OutgoingEmail
-from relatch.notify.services import retry_delay, send_mail
+from relatch.notify.models import DeliveryAttempt, OutgoingEmail
+from relatch.notify.retries import retry_delay
+from relatch.notify.services import send_mail
 from tests.conftest import run_pending_tasks, use_smtp_port
 
 pytestmark = pytest.mark.django_db
@@ -84,20 +86,28 @@ def test_failed_delivery_is_retried_later_then_succeeds(mail, settings):
     assert "Hello Ada" in mail.text(mail.last("ada@example.org"))
 
 
-def test_gives_up_after_the_configured_attempts(settings, mail):
+def test_gives_up_after_the_configured_hours(settings, mail):
+    """RELATCH_EMAIL_GIVE_UP_HOURS counts from the first failed attempt (the full story, with
+    the staff page and the owner's notice, is in test_mail_not_lost.py)."""
     use_smtp_port(settings, 1)
-    settings.EMAIL_MAX_ATTEMPTS = 2
-    queue(["ada@example.org"])
-    for _ in range(3):
+    settings.EMAIL_GIVE_UP_HOURS = 2
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        send_mail(to=["ada@example.org"], template="password_changed",
+                  context={"username": "ada"})  # security mail (the test message gives up sooner)
+    run_pending_tasks()
+    for hours in (1, 1.1):
+        OutgoingEmail.objects.update(created_at=F("created_at") - timedelta(hours=hours))
+        DeliveryAttempt.objects.update(attempted_at=F("attempted_at") - timedelta(hours=hours))
         DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
         run_pending_tasks()
     row = OutgoingEmail.objects.get()
-    assert row.status == OutgoingEmail.Status.FAILED and row.attempts == 2
+    assert row.status == OutgoingEmail.Status.FAILED and row.attempts == 3
     assert not DBTaskResult.objects.filter(status="READY").exists()
     assert mail.messages == []
 
 
-@pytest.mark.parametrize(("attempts", "seconds"), [(1, 30), (2, 60), (3, 120), (20, 3600)])
+@pytest.mark.parametrize(("attempts", "seconds"), [(1, 60), (2, 120), (3, 240), (7, 3600),
+                                                   (20, 3600), (5000, 3600)])
 def test_retry_back_off_grows_to_an_hour(attempts, seconds):
     assert retry_delay(attempts) == timedelta(seconds=seconds)
 

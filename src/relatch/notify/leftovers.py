@@ -23,15 +23,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from relatch.notify.models import OutgoingEmail
+from relatch.notify.models import DeliveryAttempt, OutgoingEmail
+from relatch.notify.taskqueue import enqueue_delivery, mail_with_a_task
 
 logger = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(hours=1)
+ATTEMPTS_KEPT_FOR = timedelta(days=30)
+_PRUNE_BATCH = 900  # ids per DELETE: under SQLite's old limit of 999 parameters
 SWEEP_GRACE = timedelta(minutes=5)
 _HOST_CHARS = 30  # db_worker refuses ids of 64 characters or more
 
@@ -100,20 +104,6 @@ def release_stranded_tasks(*, now: datetime | None = None) -> int:
     return released
 
 
-def _mail_with_a_task() -> set[int]:
-    from relatch.notify.tasks import deliver_email
-
-    waiting = DBTaskResult.objects.filter(
-        task_path=deliver_email.module_path,
-        status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING],
-    ).values_list("args_kwargs", flat=True)
-    ids: set[int] = set()
-    for args_kwargs in waiting:
-        # deliver_email is always queued with the row's id as its one positional argument.
-        ids.update(arg for arg in (args_kwargs or {}).get("args", [])[:1] if isinstance(arg, int))
-    return ids
-
-
 def queue_unqueued_mail(*, older_than: timedelta | None = None) -> int:
     """Queue delivery of pending mail that no waiting or running task will send.
 
@@ -121,13 +111,11 @@ def queue_unqueued_mail(*, older_than: timedelta | None = None) -> int:
     passes it, because a row committed a moment ago may still wait for its on-commit callback
     to queue it (sweeping it too would send it twice).
     """
-    from relatch.notify.services import enqueue_delivery
-
     rows = OutgoingEmail.objects.filter(status=OutgoingEmail.Status.PENDING)
     if older_than is not None:
         rows = rows.filter(created_at__lt=timezone.now() - older_than)
     pending = set(rows.values_list("pk", flat=True))
-    lost = sorted(pending - _mail_with_a_task())
+    lost = sorted(pending - mail_with_a_task())
     if lost:
         logger.warning("Queueing %d pending mail(s) that had no delivery task", len(lost))
         enqueue_delivery(lost)
@@ -138,6 +126,28 @@ def sweep_stranded_mail() -> int:
     """While the server runs (the recovery tick, every few minutes): queue pending mail that
     lost its task, e.g. when gunicorn killed a web worker right after its commit."""
     return queue_unqueued_mail(older_than=SWEEP_GRACE)
+
+
+def prune_delivery_attempts(*, now: datetime | None = None, batches: int = 20) -> int:
+    """Delete the attempts of messages sent or given up more than ATTEMPTS_KEPT_FOR ago
+    (the message keeps its status, times and last error); return how many.
+
+    Run by the recovery tick. Bounded per pass (``batches`` statements), so the first pass
+    after a long outage does not hold the table for long; the next passes take the rest.
+    """
+    before = (now or timezone.now()) - ATTEMPTS_KEPT_FOR
+    settled = Q(message__status=OutgoingEmail.Status.SENT, message__sent_at__lt=before) | Q(
+        message__status=OutgoingEmail.Status.FAILED, message__gave_up_at__lt=before
+    )
+    deleted = 0
+    for _ in range(batches):
+        chunk = list(DeliveryAttempt.objects.filter(settled).values_list("pk", flat=True)[
+            :_PRUNE_BATCH
+        ])
+        if not chunk:
+            break
+        deleted += DeliveryAttempt.objects.filter(pk__in=chunk).delete()[0]
+    return deleted
 
 
 @transaction.atomic

@@ -1,20 +1,22 @@
 """Queueing and delivering mail. Every message has a text and an HTML template."""
 
 import logging
-import smtplib
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import batched
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from relatch.notify import verp
-from relatch.notify.models import OutgoingEmail
+from relatch.notify import retries, verp
+from relatch.notify.models import DeliveryAttempt, Outcome, OutgoingEmail
+from relatch.notify.taskqueue import enqueue_delivery, mail_with_a_task, run_deliveries_now
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +48,6 @@ def send_mail(
     return rows
 
 
-def enqueue_delivery(ids: Iterable[int], delay: timedelta | None = None) -> None:
-    """Queue one delivery task per OutgoingEmail id (after ``delay``, if given)."""
-    from relatch.notify.tasks import deliver_email
-
-    task = deliver_email.using(run_after=timezone.now() + delay) if delay else deliver_email
-    for outgoing_id in ids:
-        task.enqueue(outgoing_id)
-
-
 def render_message(outgoing: OutgoingEmail) -> EmailMultiAlternatives:
     """Build the message from its templates; a secret link is made now, never stored."""
     context = {**outgoing.context, "base_url": settings.BASE_URL, "to": outgoing.to}
@@ -76,25 +69,28 @@ def render_message(outgoing: OutgoingEmail) -> EmailMultiAlternatives:
     return message
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Back off 30 s, 1 min, 2 min … up to an hour between attempts."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
-
-
 def deliver(*, outgoing_id: int) -> OutgoingEmail.Status:
-    """Send one queued message; on a transient failure schedule another attempt."""
+    """Make one attempt at sending a queued message, and record it (a DeliveryAttempt).
+
+    A failure schedules the next attempt, or gives the message up once it has failed for its
+    give-up time (``relatch.notify.retries``); a success makes every message that waits for
+    the mail server due now. Nothing else sends mail, so nothing is dropped unrecorded.
+    """
     outgoing = OutgoingEmail.objects.filter(pk=outgoing_id).first()
-    if outgoing is None or outgoing.status != OutgoingEmail.Status.PENDING:
-        return OutgoingEmail.Status.SENT if outgoing else OutgoingEmail.Status.FAILED
-    outgoing.attempts += 1
+    if outgoing is None:
+        return OutgoingEmail.Status.FAILED
+    if outgoing.status != OutgoingEmail.Status.PENDING:
+        return OutgoingEmail.Status(outgoing.status)  # a second task for it: sent once only
     try:
         render_message(outgoing).send()
-    except (smtplib.SMTPException, OSError) as exc:
+    except DatabaseError:
+        raise  # our database is down, not the mail: the worker waits for it and runs it again
+    # Any other failure, not only SMTP's: a template or link builder that raises would fail
+    # the task unrecorded, and the sweep would queue it again every ten minutes for ever.
+    except Exception as exc:
         return _record_failure(outgoing, exc)
-    outgoing.status = OutgoingEmail.Status.SENT
-    outgoing.sent_at = timezone.now()
-    outgoing.last_error = ""
-    outgoing.save(update_fields=["attempts", "status", "sent_at", "last_error"])
+    _record_success(outgoing)
+    requeue_mail_waiting_for_the_server()
     return OutgoingEmail.Status.SENT
 
 
@@ -108,13 +104,133 @@ def note_bounce(*, outgoing_id: int, hard: bool) -> bool:
     return rows.update(bounce=kind, bounced_at=timezone.now()) == 1
 
 
+def _record_success(outgoing: OutgoingEmail) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        outgoing.attempts += 1
+        outgoing.status = OutgoingEmail.Status.SENT
+        outgoing.sent_at = outgoing.last_attempt_at = now
+        outgoing.last_outcome = Outcome.SENT
+        outgoing.last_error = ""
+        outgoing.next_attempt_at = None
+        outgoing.save(update_fields=[*_ATTEMPT_FIELDS, "status", "sent_at"])
+        DeliveryAttempt.objects.create(message=outgoing, attempted_at=now, outcome=Outcome.SENT)
+
+
+_ATTEMPT_FIELDS = ["attempts", "last_attempt_at", "last_outcome", "last_error", "next_attempt_at"]
+
+
 def _record_failure(outgoing: OutgoingEmail, exc: Exception) -> OutgoingEmail.Status:
-    outgoing.last_error = f"{type(exc).__name__}: {exc}"[:500]
-    if outgoing.attempts >= settings.EMAIL_MAX_ATTEMPTS:
-        outgoing.status = OutgoingEmail.Status.FAILED
-        logger.error("Giving up on mail %s after %s attempts", outgoing.pk, outgoing.attempts)
-    outgoing.save(update_fields=["attempts", "status", "last_error"])
-    if outgoing.status == OutgoingEmail.Status.PENDING:
-        logger.warning("Mail %s failed (%s); retrying", outgoing.pk, outgoing.last_error)
-        enqueue_delivery([outgoing.pk], delay=retry_delay(outgoing.attempts))
-    return OutgoingEmail.Status(outgoing.status)
+    """Record the failed attempt, then give up or queue the next attempt, in one transaction:
+    a crash between the two cannot leave a message waiting with no attempt to come."""
+    now = timezone.now()
+    outcome = retries.outcome_of(exc)
+    # The first message to find the server gone, not one already waiting for it.
+    outage_begins = (
+        outcome == Outcome.UNREACHABLE and outgoing.last_outcome != Outcome.UNREACHABLE
+        and not _waiting_for_the_server(now=None, but=outgoing.pk).exists()
+    )
+    failing_since = _first_attempt_at(outgoing) or now
+    with transaction.atomic():
+        outgoing.attempts += 1
+        outgoing.last_attempt_at = now
+        outgoing.last_outcome = outcome
+        outgoing.last_error = retries.error_text(exc)
+        DeliveryAttempt.objects.create(
+            message=outgoing, attempted_at=now, outcome=outcome, error=outgoing.last_error
+        )
+        if now - failing_since >= retries.give_up_after(outgoing.template):
+            _give_up(outgoing, now=now, failing_since=failing_since)
+            return OutgoingEmail.Status.FAILED
+        delay = _next_delay(outgoing, outcome, now=now)
+        outgoing.next_attempt_at = now + delay
+        outgoing.save(update_fields=_ATTEMPT_FIELDS)
+        enqueue_delivery([outgoing.pk], delay=delay)
+    _log_failure(outgoing, exc, delay=delay, outage_begins=outage_begins)
+    return OutgoingEmail.Status.PENDING
+
+
+def _first_attempt_at(outgoing: OutgoingEmail) -> datetime | None:
+    """When the message first failed: its give-up time counts from there, so mail the worker
+    could not even try (the worker was down) still gets its days of retries."""
+    return (
+        DeliveryAttempt.objects.filter(message=outgoing)
+        .order_by("attempted_at")
+        .values_list("attempted_at", flat=True)
+        .first()
+    )
+
+
+def _next_delay(outgoing: OutgoingEmail, outcome: str, *, now: datetime) -> timedelta:
+    """The back-off, except that while the server is unreachable one waiting message is
+    always due within PROBE_EVERY: the one that finds the server back sends all the others."""
+    delay = retries.retry_delay(outgoing.attempts)
+    if outcome != Outcome.UNREACHABLE or delay <= retries.PROBE_EVERY:
+        return delay
+    due_soon = OutgoingEmail.objects.filter(status=OutgoingEmail.Status.PENDING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + retries.PROBE_EVERY)
+    )
+    return delay if due_soon.exclude(pk=outgoing.pk).exists() else retries.PROBE_EVERY
+
+
+def _give_up(outgoing: OutgoingEmail, *, now: datetime, failing_since: datetime) -> None:
+    outgoing.status = OutgoingEmail.Status.FAILED
+    outgoing.gave_up_at = now
+    outgoing.next_attempt_at = None
+    outgoing.save(update_fields=[*_ATTEMPT_FIELDS, "status", "gave_up_at"])
+    # Operators see it on /staff/mail/ and in mail_backlog(); the owner on the account page.
+    logger.warning(
+        "Gave up on mail %s (%s) after %s attempts in %s; the last said %s",
+        outgoing.pk, outgoing.template, outgoing.attempts, now - failing_since,
+        outgoing.last_error,
+    )
+
+
+def _log_failure(outgoing: OutgoingEmail, exc: Exception, *, delay: timedelta,
+                 outage_begins: bool) -> None:
+    """One warning when the server stops taking mail, not one per message and retry."""
+    if outgoing.last_outcome == Outcome.ERROR:
+        logger.error("Mail %s (%s) could not be made; retrying in %s", outgoing.pk,
+                     outgoing.template, delay, exc_info=exc)
+    elif outage_begins:
+        logger.warning("The mail server cannot be reached (%s); mail waits and is retried "
+                       "until it can", outgoing.last_error)
+    else:
+        logger.info("Mail %s failed (%s); retrying in %s", outgoing.pk, outgoing.last_error,
+                    delay)
+
+
+def _waiting_for_the_server(
+    *, now: datetime | None, but: int | None = None
+) -> QuerySet[OutgoingEmail]:
+    """Pending mail whose latest attempt could not reach the server (with ``now``: only the
+    mail whose next attempt is later than ``now``)."""
+    rows = OutgoingEmail.objects.filter(
+        status=OutgoingEmail.Status.PENDING, last_outcome=Outcome.UNREACHABLE
+    )
+    if now is not None:
+        rows = rows.filter(next_attempt_at__gt=now)
+    return rows.exclude(pk=but) if but is not None else rows
+
+
+def requeue_mail_waiting_for_the_server() -> int:
+    """After a delivery succeeded: every message that waits only because the server could
+    not be reached is due now, not at the end of its back-off; return how many.
+
+    Mail the server refused keeps its back-off: the server works, and refused it.
+    """
+    now = timezone.now()
+    waiting = set(_waiting_for_the_server(now=now).values_list("pk", flat=True))
+    if not waiting:
+        return 0
+    with transaction.atomic():
+        for chunk in batched(sorted(waiting), 500):
+            OutgoingEmail.objects.filter(
+                pk__in=chunk, status=OutgoingEmail.Status.PENDING
+            ).update(next_attempt_at=now)
+        moved = run_deliveries_now(waiting, now=now)
+        # A message whose task was lost (a crash): the sweep would find it; send it now.
+        enqueue_delivery(sorted(waiting - moved - mail_with_a_task()))
+    logger.warning("The mail server takes mail again: %d waiting message(s) queued now",
+                   len(waiting))
+    return len(waiting)

@@ -21,19 +21,20 @@ TICK_EVERY: timedelta = getattr(settings, "RECOVERY_TICK_EVERY", timedelta(minut
 @task()
 def recovery_tick() -> dict[str, Any]:
     """One pass of ``relatch.recovery.housekeeping.run_pass``, a sweep for mail that lost its
-    delivery task, the daily orphan-file sweep, the daily email domain check and the daily
-    account reminders (issue 17) queued if none is (the tick is the only periodic task), then
-    the next tick."""
+    delivery task and for delivery attempts kept long enough, the daily orphan-file sweep, the
+    daily email domain check and the daily account reminders (issue 17) queued if none is (the
+    tick is the only periodic task), then the next tick."""
     from relatch.accounts.emails.domains.tasks import ensure_domain_check_scheduled
     from relatch.accounts.second_address.tasks import ensure_second_address_reminders_scheduled
     from relatch.index.upload.tasks import ensure_sweep_scheduled
     from relatch.mfa.yearly_check.tasks import ensure_recovery_info_checks_scheduled
-    from relatch.notify.leftovers import sweep_stranded_mail
+    from relatch.notify.leftovers import prune_delivery_attempts, sweep_stranded_mail
     from relatch.recovery.housekeeping import run_pass
 
     try:
         report = asdict(run_pass())
         report["mail_requeued"] = sweep_stranded_mail()
+        report["delivery_attempts_pruned"] = prune_delivery_attempts()
         report["orphan_sweep_queued"] = ensure_sweep_scheduled()
         report["domain_check_queued"] = ensure_domain_check_scheduled()
         report["second_address_reminders_queued"] = ensure_second_address_reminders_scheduled()

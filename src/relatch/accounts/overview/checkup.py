@@ -15,6 +15,7 @@ from django.urls import reverse
 from relatch.accounts.models import User
 from relatch.accounts.sessions.queries import session_count
 from relatch.audit.models import EventKind, SecurityEvent
+from relatch.notify.queries import undelivered_security_mail
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,29 @@ def not_receiving_check(user: User) -> CheckupItem | None:
         "Verify it again once it works, or remove it and add one that does.",
         link_name="emails:manage",
         link_label="Manage addresses",
+    )
+
+
+def undelivered_mail_check(user: User) -> CheckupItem | None:
+    """Security mail to a verified address that our mail server could not deliver for days
+    (notify gave it up): the owner may be waiting for a link or code, or missed a notice."""
+    addresses = {e.address: e.verified_at for e in user.emails.filter(verified=True)}
+    lost = undelivered_security_mail(addresses=addresses)
+    if not lost:
+        return None
+    shown = "; ".join(
+        f"\u201c{m.subject}\u201d to {m.to} ({m.created_at.day} {m.created_at:%b %Y})"
+        for m in lost[:3]
+    )
+    more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+    return CheckupItem(
+        ok=False,
+        title=f"We could not send you {plural(len(lost), 'security message')}",
+        advice=f"Our mail server could not deliver {shown}{more}, so we stopped trying. If "
+        "you were waiting for a link or a code, ask for a new one; your security history "
+        "shows what the notices were about.",
+        link_name="account:history",
+        link_label="Security history",
     )
 
 
@@ -209,6 +233,7 @@ CHECKS: list[Check] = [
     untrusted_address_check,
     primary_address_check,
     not_receiving_check,
+    undelivered_mail_check,
     second_address_check,
     password_check,
     failed_signins_check,
