@@ -119,11 +119,13 @@ def _test_settings(settings: Any, smtp_sink: tuple[_Sink, int]) -> Iterator[None
     sink.messages.clear()
     use_smtp_port(settings, port)
     settings.PASSWORD_HASHERS = ["tests.hashers.FastArgon2idHasher"]
-    ratelimit.reset_all()
+    # Redis's counters (when the run uses Redis); the database's go with each test's
+    # transaction, and this fixture runs where the database may not be open to the test.
+    ratelimit.reset_all(database=False)
     cache.clear()  # cached pages and counters of one test never reach the next
     kept_responses.clear()  # nor do the web process's kept responses
     yield
-    ratelimit.reset_all()
+    ratelimit.reset_all(database=False)
 
 
 @pytest.fixture
@@ -219,10 +221,13 @@ def sign_in(client: Client, user: User, *, reauthenticated: bool = True) -> Clie
     """Sign ``client`` in as ``user`` without the login form (which has tests of its own)."""
     client.force_login(user)
     from relatch.accounts.models import UserSession
+    from relatch.accounts.sessions.services import live_auth_digest
 
     key = client.session.session_key
     assert key
-    UserSession.objects.create(user=user, session_digest=session_digest(key))
+    # As start_session makes it: the row knows the auth hash force_login stored.
+    UserSession.objects.create(user=user, session_digest=session_digest(key),
+                               auth_digest=live_auth_digest(user))
     session = client.session
     if reauthenticated:
         session["relatch_reauth_at"] = int(time.time())

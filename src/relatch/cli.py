@@ -36,8 +36,9 @@ def _setup_django() -> None:
 
 
 def _web_workers() -> int:
-    # Without Redis, rate-limit counters live in the process: one process (with threads) keeps
-    # them whole. With Redis, several processes share them.
+    # Rate limits are shared by every process either way (Redis, or rows in the database), so
+    # RELATCH_WEB_WORKERS may be anything. Without Redis the cache is per process, and one
+    # process with eight threads is the embedded default's sweet spot on a small machine.
     if value := os.environ.get("RELATCH_WEB_WORKERS", "").strip():
         if not value.isdigit() or int(value) < 1:
             raise ServeError(f"RELATCH_WEB_WORKERS must be a number of processes, not {value!r}")

@@ -139,12 +139,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("RELATCH_REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    # Redis, or this process's memory while Redis does not answer (relatch.accounts.redis_outage).
+    CACHES = {"default": {"BACKEND": "relatch.accounts.redis_outage.FallbackRedisCache",
                           "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Rate-limit counters: shared through Redis when set, else kept in the (single) server process.
-RATELIMIT_STORAGE_URL = REDIS_URL or "memory://"
+# Rate-limit counters: in Redis when set (the database while it is down), else in the database,
+# shared by every web process (relatch.accounts.ratelimit).
+RATELIMIT_STORAGE_URL = REDIS_URL or "database"
 
 TASKS = {
     "default": {

@@ -167,3 +167,38 @@ def test_submitting_the_form_twice_changes_once(signed_in, user, mail):
     assert password_is(user, NEW)
     assert SecurityEvent.objects.filter(kind=EventKind.PASSWORD_CHANGED).count() == 1
     assert len(mail.to("alice@example.org")) == 1
+
+
+def test_a_sign_in_checked_against_the_old_password_is_not_listed_after_the_change(
+    signed_in, user, make_client, monkeypatch
+):
+    """Issue 18 §10: a browser whose password was checked just before the change, and whose
+    session was written just after the change ended the others, holds a session the change
+    already ended (its auth hash is the old password's). The sessions page must not list it,
+    nor count it among the sessions to end; its next request signs it out and drops its row."""
+    from relatch.signin import views as signin_views
+
+    real_check = signin_views.check_password_step
+
+    def check_then_change_elsewhere(**kwargs):
+        step = real_check(**kwargs)
+        assert change(signed_in).status_code == 302  # the owner changes it in that moment
+        return step
+
+    monkeypatch.setattr(signin_views, "check_password_step", check_then_change_elsewhere)
+    late = make_client()
+    response = late.post("/account/login/", {"identifier": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    monkeypatch.undo()
+    assert UserSession.objects.filter(user=user).count() == 2  # the late row was written
+
+    page = signed_in.get("/account/sessions/")
+    assert page.status_code == 200
+    assert [row.is_current for row in page.context["sessions"]] == [True]
+    assert page.text.count("This session") == 1
+    assert "End all other sessions" not in page.text
+    assert signed_in.get("/account/").context["session_count"] == 1
+    # The late browser is signed out at its next request, and its row goes with it.
+    assert late.get(CHANGE)["Location"].startswith("/account/login/")
+    [row] = UserSession.objects.filter(user=user)
+    assert row.session_digest == session_digest(signed_in.session.session_key)

@@ -39,16 +39,22 @@ pytestmark = pytest.mark.django_db
 # Before this file: 12, 37 and 24.
 # Password step: the account found (once: the backend is handed it); this browser known?;
 # failures forgotten; has an app?; the session's new key (exists?, insert) and its save.
-PASSWORD_STEP = 11
+# Issue 18 §8: the browser's limit is a database row shared by every web process, reserved
+# before the check and freed after it (read under lock and written, twice, each in its own
+# transaction: +8 with the savepoint pairs), and made on this key's first attempt (expired
+# rows swept, inserted, read again: +3).
+PASSWORD_STEP = 22
 # Session and account; the account's row locked; the factor limits (one statement); the
 # app's step read and moved on; the waiting self-service recovery and this browser's
 # KnownDevice row, each read once; the new session (exists?, insert; the old one read and
 # deleted); last_login; the listed session; the KnownDevice row touched (one UPDATE);
 # failures forgotten; SIGNIN_SUCCEEDED; the session saved; plus the savepoint pairs.
-KNOWN_DEVICE_CODE_STEP = 26
+# +1 since issue 18 §8: the factor's per-IP limit is read from the database's shared row (no
+# Redis here), not from this process's memory.
+KNOWN_DEVICE_CODE_STEP = 27
 # As far as the recovery; no device cookie, so no KnownDevice read; links sent this hour;
 # the link, its event, the addresses (once) and the queued mail; the session saved.
-NEW_DEVICE_CODE_STEP = 21
+NEW_DEVICE_CODE_STEP = 22  # +1 as above: the per-IP limit's row
 
 
 @pytest.fixture

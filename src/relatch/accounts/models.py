@@ -145,6 +145,11 @@ class UserSession(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_seen = models.DateTimeField(default=timezone.now)
+    # SHA-256 of the session's auth hash (Django derives it from the password hash): a session
+    # whose digest is not the account's current one was ended by a password change, even when
+    # its row was written after the change's clean-up (a sign-in checked against the old
+    # password in the same moment). Empty for rows from before this field; those count as live.
+    auth_digest = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-last_seen"]
@@ -211,3 +216,25 @@ class AccountReminders(models.Model):
 
     def __str__(self) -> str:
         return f"reminders of {self.user_id}"
+
+
+class LimitCounter(models.Model):
+    """The shared state of one rate limit for one key (``relatch.accounts.limit_store``): the
+    times of the events it counted in its moving window, and the password checks still in
+    flight under it. Every web process reads and changes it under its row lock, so several
+    processes share one count and a check and its count are one step."""
+
+    scope = models.CharField(max_length=60)
+    key = models.CharField(max_length=400)
+    hits = models.JSONField(default=list)  # Unix times of counted events, oldest first
+    pending = models.JSONField(default=dict)  # reservation token -> Unix time it was taken
+    expires_at = models.DateTimeField()  # nothing in the row matters after this
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["scope", "key"], name="limitcounter_scope_key")
+        ]
+        indexes: ClassVar = [models.Index(fields=["expires_at"], name="limitcounter_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key}"

@@ -8,6 +8,8 @@ Nothing here signs anyone in: the sign-in app decides what a right password lead
 attempt, refused, failed or successful, is a SecurityEvent with its factor (ASVS 16.3.1).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.contrib.auth import authenticate
@@ -17,7 +19,7 @@ from django.http import HttpRequest
 from relatch.accounts.devices import current_device_digest, is_known_device
 from relatch.accounts.models import User
 from relatch.accounts.passwords import throttling
-from relatch.accounts.passwords.throttling import Attempt, Throttle
+from relatch.accounts.passwords.throttling import Admission, Attempt, Throttle
 from relatch.accounts.signin.backends import find_user
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
@@ -46,15 +48,19 @@ def check_password_step(*, request: HttpRequest, identifier: str, password: str)
     """
     user = find_user(identifier)
     attempt = _attempt(request, user, identifier)
-    if throttle := throttling.before_password(attempt=attempt):
+    admission = throttling.before_password(attempt=attempt)
+    if throttle := admission.throttle:
         _record_throttled(request, user, throttle, during="signin")
         return PasswordStep(user=None, throttle=throttle)
-    # The backend hashes even for an unknown name, so timing does not tell them apart.
-    authenticated = authenticate(request, username=identifier, password=password, found_user=user)
-    if authenticated is None or user is None or authenticated.pk != user.pk:
-        _record_failure(request, attempt, kind=EventKind.SIGNIN_FAILED, details={})
-        return PasswordStep(user=None)
-    throttling.forget_failures(user=user)
+    with _settled_on_error(admission):
+        # The backend hashes even for an unknown name, so timing does not tell them apart.
+        authenticated = authenticate(
+            request, username=identifier, password=password, found_user=user
+        )
+        if authenticated is None or user is None or authenticated.pk != user.pk:
+            _record_failure(request, attempt, admission, kind=EventKind.SIGNIN_FAILED, details={})
+            return PasswordStep(user=None)
+        throttling.count_success(user=user, admission=admission)
     return PasswordStep(user=user)
 
 
@@ -64,14 +70,29 @@ def confirm_password(
     """Check the signed-in user's password (re-authentication, password change) under the same
     per-account, per-IP and per-device limits as sign-in; failures are REAUTH_FAILED events."""
     attempt = _attempt(request, user, user.username)
-    if throttle := throttling.before_password(attempt=attempt):
+    admission = throttling.before_password(attempt=attempt)
+    if throttle := admission.throttle:
         _record_throttled(request, user, throttle, during=during)
         return PasswordStep(user=None, throttle=throttle)
-    if not (user.is_active and user.check_password(password)):
-        _record_failure(request, attempt, kind=EventKind.REAUTH_FAILED, details={"during": during})
-        return PasswordStep(user=None)
-    throttling.forget_failures(user=user)
+    with _settled_on_error(admission):
+        if not (user.is_active and user.check_password(password)):
+            details = {"during": during}
+            _record_failure(request, attempt, admission, kind=EventKind.REAUTH_FAILED,
+                            details=details)
+            return PasswordStep(user=None)
+        throttling.count_success(user=user, admission=admission)
     return PasswordStep(user=user)
+
+
+@contextmanager
+def _settled_on_error(admission: Admission) -> Iterator[None]:
+    """An error between admission and verdict frees the attempt's places at once, rather than
+    leaving them to hold up other attempts until they go stale."""
+    try:
+        yield
+    except BaseException:
+        throttling.release(admission=admission)
+        raise
 
 
 def _attempt(request: HttpRequest, user: User | None, identifier: str) -> Attempt:
@@ -86,9 +107,14 @@ def _attempt(request: HttpRequest, user: User | None, identifier: str) -> Attemp
 
 @transaction.atomic
 def _record_failure(
-    request: HttpRequest, attempt: Attempt, *, kind: EventKind, details: dict[str, str]
+    request: HttpRequest,
+    attempt: Attempt,
+    admission: Admission,
+    *,
+    kind: EventKind,
+    details: dict[str, str],
 ) -> None:
-    throttling.count_failure(attempt=attempt)
+    throttling.count_failure(attempt=attempt, admission=admission)
     if attempt.user is not None:
         record_event(
             user=attempt.user,

@@ -14,12 +14,30 @@ The policy (ASVS 6.1.1 asks for it to be written down; NIST N20/N21, ASVS 6.3.1)
    and 2 do not apply, so however many strangers guess, the owner still signs in from a browser
    they used before; and resets never lock anything (FP11).
 
-An attempt from a new device is counted *before* its password is checked (and the count undone
-when the password is right), under a row lock: parallel requests cannot slip extra guesses past
-the back-off or the ceiling.
+Counting in parallel (issue 18 §8). Every limit counts *completed* failures, and an attempt
+reserves its place before its password is checked (``relatch.accounts.limit_store``: one row
+lock makes the check and the reservation one step, in every web process alike). The verdict:
 
-Identifiers that name no account get the same back-off, kept in the cache, so the "too many
-attempts for this account" message does not reveal which addresses are registered (ASVS 6.3.8).
+- the completed failures alone reach the limit: refused at once, unchecked and uncounted;
+- the limit has room even if every check in flight fails: admitted, its reservation held;
+- else the attempt waits (``POLL``) for the checks in flight to end and asks again. A right
+  password frees its reservation, a wrong one turns into a failure, so each admitted guess is
+  one the limit had room for: 60 parallel wrong passwords from one address get exactly 30
+  checked, and 36 parallel right ones all get in (earlier, reservations of checks still running
+  counted as failures for everyone else, and 12 of 36 right passwords were refused).
+
+So at most ``BACKOFF_AFTER`` - failures checks of one account from new devices run at once, and
+none while a back-off is on; the number of guesses stays bounded by ``HARD_STOP`` (NIST N20).
+An attempt that cannot get a verdict within ``PATIENCE`` is refused as throttled (a server too
+busy to finish a password check in that time).
+
+These limits live in the database whatever the Redis setting: a password check costs ~100 ms of
+Argon2, so a few row-locked statements are nothing, and sign-in keeps its limits whole through
+a Redis outage (issue 18 §9).
+
+Identifiers that name no account get the same back-off, kept in a limit row of their own (the
+identifier's SHA-256), so the "too many attempts for this account" message does not reveal
+which addresses are registered (ASVS 6.3.8).
 
 Residual risk, accepted: someone holding a stolen device cookie (HttpOnly, so only malware on
 the device) gets ``DEVICE_LIMIT`` guesses per window for that account.
@@ -27,17 +45,20 @@ the device) gets ``DEVICE_LIMIT`` guesses per window for that account.
 
 import hashlib
 import math
+import random
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from relatch.accounts import ratelimit
+from relatch.accounts import limit_store
+from relatch.accounts.limit_store import Verdict, Window
 from relatch.accounts.models import User
+from relatch.accounts.ratelimit import window
 
 IP_LIMIT = "30/15 minutes"
 DEVICE_LIMIT = "10/15 minutes"
@@ -46,7 +67,10 @@ BACKOFF_AFTER = 5
 FIRST_WAIT = timedelta(seconds=30)
 LONGEST_WAIT = timedelta(hours=1)
 HARD_STOP = 100
-_PHANTOM_TTL = 7 * 24 * 3600
+PHANTOM_WINDOW = timedelta(days=7)  # failures on a name without an account are kept this long
+POLL = 0.05  # seconds between asks while only checks in flight stand in the way (± half)
+PATIENCE = 10.0  # seconds an attempt waits for a verdict at most
+_IP, _DEVICE, _ACCOUNT, _PHANTOM = "signin-ip", "signin-device", "signin-account", "signin-phantom"
 
 
 class Reason(StrEnum):
@@ -118,28 +142,70 @@ def account_throttle(
     return Throttle(Reason.ACCOUNT_WAIT, remaining) if remaining > timedelta(0) else None
 
 
-def before_password(*, attempt: Attempt) -> Throttle | None:
-    """Refuse the attempt, or let it through (counting it in advance for new devices)."""
-    if attempt.known_device is not None:
-        assert attempt.user is not None  # a device is only known to an account
-        key = _device_key(attempt.user, attempt.known_device)
-        allowed = ratelimit.allows(scope="signin-device", key=key, limit=DEVICE_LIMIT)
-        return None if allowed else Throttle(Reason.DEVICE)
-    if not ratelimit.allows(scope="signin-ip", key=_ip_key(attempt), limit=IP_LIMIT):
-        return Throttle(Reason.IP)
-    if attempt.user is None:
-        return _reserve_on_phantom(attempt.identifier, timezone.now())
-    return _reserve_on_account(attempt.user.pk, timezone.now())
+@dataclass(frozen=True)
+class Claim:
+    """A place reserved for one attempt under one limit, settled once its password is checked."""
+
+    scope: str
+    key: str
+    window: Window
+    keeps_failure: bool  # False: the account's failures are counted on its User row instead
 
 
-def count_failure(*, attempt: Attempt) -> None:
-    """Count a wrong password in the window limits (the account counter already has it)."""
-    if attempt.known_device is not None:
-        assert attempt.user is not None
-        key = _device_key(attempt.user, attempt.known_device)
-        ratelimit.hit(scope="signin-device", key=key, limit=DEVICE_LIMIT)
-    else:
-        ratelimit.hit(scope="signin-ip", key=_ip_key(attempt), limit=IP_LIMIT)
+@dataclass(frozen=True)
+class Admission:
+    """The verdict on an attempt: ``throttle`` when refused, else the places it holds."""
+
+    throttle: Throttle | None
+    token: str = ""
+    claims: tuple[Claim, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """Undecided for now; ``throttle`` is the answer if it stays so past PATIENCE."""
+
+    throttle: Throttle
+
+
+def before_password(*, attempt: Attempt) -> Admission:
+    """Refuse the attempt, or admit it holding its places; wait while it cannot be told yet.
+
+    An admitted attempt must be settled: ``count_failure``, ``count_success`` or ``release``.
+    """
+    token = limit_store.new_token()
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        outcome = _try_once(attempt, token)
+        if isinstance(outcome, tuple):
+            return Admission(None, token, outcome)
+        if isinstance(outcome, Throttle):
+            return Admission(outcome)
+        if time.monotonic() >= deadline:
+            return Admission(outcome.throttle)
+        time.sleep(POLL * (0.5 + random.random()))  # noqa: S311 (spreads the asks; no secret)
+
+
+def count_failure(*, attempt: Attempt, admission: Admission) -> None:
+    """A wrong password: one more failure for the account (new devices) and every window."""
+    if attempt.user is not None and attempt.known_device is None:
+        # Before the account's place is given back, in the caller's transaction: an attempt
+        # waiting on this one sees either the place or the failure, never neither.
+        User.objects.filter(pk=attempt.user.pk).update(
+            failed_signins=F("failed_signins") + 1, last_failed_signin_at=timezone.now()
+        )
+    _settle(admission, failed=True)
+
+
+def count_success(*, user: User, admission: Admission) -> None:
+    """A right password: earlier failures no longer count (NIST N21), its places are freed."""
+    forget_failures(user=user)
+    _settle(admission, failed=False)
+
+
+def release(*, admission: Admission) -> None:
+    """The check ended without an answer (an error): free the places, count nothing."""
+    _settle(admission, failed=False)
 
 
 def forget_failures(*, user: User) -> None:
@@ -148,32 +214,66 @@ def forget_failures(*, user: User) -> None:
     user.failed_signins, user.last_failed_signin_at = 0, None
 
 
+def _try_once(attempt: Attempt, token: str) -> Throttle | _Wait | tuple[Claim, ...]:
+    first, refusal = _client_claim(attempt)
+    verdict = limit_store.reserve(scope=first.scope, key=first.key, window=first.window,
+                                  token=token)
+    if verdict is not Verdict.RESERVED:
+        return refusal if verdict is Verdict.REFUSED else _Wait(refusal)
+    if attempt.known_device is not None:
+        return (first,)  # a browser the account knows: the account's back-off does not apply
+    outcome = _reserve_on_account(attempt, token, timezone.now())
+    if isinstance(outcome, Claim):
+        return (first, outcome)
+    _settle(Admission(None, token, (first,)), failed=False)
+    return outcome
+
+
+def _client_claim(attempt: Attempt) -> tuple[Claim, Throttle]:
+    """The limit on who is asking: this browser when the account knows it, else the address."""
+    if attempt.known_device is not None:
+        assert attempt.user is not None  # a device is only known to an account
+        key = f"{attempt.user.pk}:{attempt.known_device}"
+        return Claim(_DEVICE, key, window(DEVICE_LIMIT), True), Throttle(Reason.DEVICE)
+    return Claim(_IP, attempt.ip or "unknown", window(IP_LIMIT), True), Throttle(Reason.IP)
+
+
 @transaction.atomic
-def _reserve_on_account(user_id: int, now: datetime) -> Throttle | None:
-    # The row lock makes check-and-count one step, so concurrent guesses queue up behind it.
-    row = User.objects.select_for_update().only("failed_signins", "last_failed_signin_at")
-    user = row.get(pk=user_id)
-    throttle = account_throttle(user.failed_signins, user.last_failed_signin_at, now)
-    if throttle is None:
-        User.objects.filter(pk=user_id).update(
-            failed_signins=F("failed_signins") + 1, last_failed_signin_at=now
-        )
-    return throttle
+def _reserve_on_account(attempt: Attempt, token: str, now: datetime) -> Throttle | _Wait | Claim:
+    # Under the account's row lock (or its phantom row's): the failures read here cannot change
+    # before the reservation is written.
+    if attempt.user is None:
+        failures, last, claim = _phantom_state(attempt.identifier)
+    else:
+        row = User.objects.select_for_update().only("failed_signins", "last_failed_signin_at")
+        user = row.get(pk=attempt.user.pk)
+        failures, last = user.failed_signins, user.last_failed_signin_at
+        # Room for the checks that may run at once: as many as failures are left before the
+        # back-off starts, and one at a time once it has (its next failure starts a new wait).
+        room = Window(max(BACKOFF_AFTER - failures, 1), limit_store.STALE_SECONDS)
+        claim = Claim(_ACCOUNT, str(user.pk), room, keeps_failure=False)
+    if throttle := account_throttle(failures, last, now):
+        return throttle
+    verdict = limit_store.reserve(scope=claim.scope, key=claim.key, window=claim.window,
+                                  token=token)
+    if verdict is Verdict.RESERVED:
+        return claim
+    return _Wait(Throttle(Reason.ACCOUNT_WAIT, FIRST_WAIT))
 
 
-def _reserve_on_phantom(identifier: str, now: datetime) -> Throttle | None:
-    key = "relatch-signin-phantom:" + hashlib.sha256(identifier.lower().encode()).hexdigest()
-    failures, last_ts = cache.get(key, (0, None))
-    last = datetime.fromtimestamp(last_ts, tz=now.tzinfo) if last_ts is not None else None
-    throttle = account_throttle(failures, last, now)
-    if throttle is None:
-        cache.set(key, (failures + 1, now.timestamp()), _PHANTOM_TTL)
-    return throttle
+def _phantom_state(identifier: str) -> tuple[int, datetime | None, Claim]:
+    """A name without an account: its failures are the events of its own limit row, and the
+    room in flight is the same as an account's (the window's amount is the failures so far
+    plus that room)."""
+    key = hashlib.sha256(identifier.lower().encode()).hexdigest()
+    seconds = PHANTOM_WINDOW.total_seconds()
+    hits = limit_store.locked_hits(scope=_PHANTOM, key=key, window=Window(HARD_STOP, seconds))
+    last = datetime.fromtimestamp(hits[-1], tz=UTC) if hits else None
+    amount = len(hits) + max(BACKOFF_AFTER - len(hits), 1)
+    return len(hits), last, Claim(_PHANTOM, key, Window(amount, seconds), keeps_failure=True)
 
 
-def _ip_key(attempt: Attempt) -> str:
-    return attempt.ip or "unknown"
-
-
-def _device_key(user: User, digest: str) -> str:
-    return f"{user.pk}:{digest}"
+def _settle(admission: Admission, *, failed: bool) -> None:
+    for claim in admission.claims:
+        limit_store.settle(scope=claim.scope, key=claim.key, window=claim.window,
+                           token=admission.token, counts=failed and claim.keeps_failure)

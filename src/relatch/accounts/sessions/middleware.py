@@ -3,12 +3,12 @@
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.contrib.auth import logout
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from relatch.accounts.models import UserSession
-from relatch.accounts.sessions.services import session_digest
+from relatch.accounts.sessions.services import auth_digest, session_digest
 from relatch.web.client import client_ip
 
 # Writing last_seen on every request would make each page a write; a minute is precise enough.
@@ -24,6 +24,7 @@ class SessionTrackingMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         key = request.session.session_key
+        claimed = key is not None and SESSION_KEY in request.session
         if key and request.user.is_authenticated:
             row = UserSession.objects.filter(
                 session_digest=session_digest(key), user=request.user
@@ -32,11 +33,18 @@ class SessionTrackingMiddleware:
                 logout(request)
             else:
                 self._touch(request, row)
+        elif claimed and key:
+            # Django just signed out a session whose auth hash is no longer the account's (the
+            # password changed under it): its row goes too, rather than stay listed.
+            UserSession.objects.filter(session_digest=session_digest(key)).delete()
         return self.get_response(request)
 
     def _touch(self, request: HttpRequest, row: UserSession) -> None:
         now = timezone.now()
-        if now - row.last_seen >= LAST_SEEN_PRECISION:
+        digest = auth_digest(request.session.get(HASH_SESSION_KEY, ""))
+        if now - row.last_seen >= LAST_SEEN_PRECISION or row.auth_digest != digest:
+            # The digest follows the session's hash when Django renews it (a rotated
+            # SECRET_KEY), so a live session is never taken for an ended one.
             UserSession.objects.filter(pk=row.pk).update(
-                last_seen=now, ip_address=client_ip(request)
+                last_seen=now, ip_address=client_ip(request), auth_digest=digest
             )

@@ -3,7 +3,10 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import QuerySet
+
 from relatch.accounts.models import KnownDevice, User, UserSession
+from relatch.accounts.sessions.services import live_auth_digest
 from relatch.accounts.sessions.useragents import describe_user_agent
 
 
@@ -33,14 +36,22 @@ def _row(session: UserSession, current_digest: str | None) -> SessionRow:
     )
 
 
+def live_sessions(user: User) -> QuerySet[UserSession]:
+    """The sessions of ``user`` that can still be used: not those a password change ended (their
+    auth hash is the old password's, so Django signs them out at their next request) though
+    their row outlived the change. Rows from before auth digests were kept count as live."""
+    return UserSession.objects.filter(user=user, auth_digest__in=["", live_auth_digest(user)])
+
+
 def session_rows(*, user: User, current_digest: str | None) -> list[SessionRow]:
-    """Every session of ``user``, most recently active first; ``current_digest`` is marked."""
-    sessions = UserSession.objects.filter(user=user).order_by("-last_seen", "-created_at", "-id")
+    """Every live session of ``user``, most recently active first; ``current_digest`` is
+    marked."""
+    sessions = live_sessions(user).order_by("-last_seen", "-created_at", "-id")
     return [_row(s, current_digest) for s in sessions]
 
 
 def session_count(*, user: User) -> int:
-    return UserSession.objects.filter(user=user).count()
+    return live_sessions(user).count()
 
 
 def is_current_session(*, user: User, session_id: int, current_digest: str | None) -> bool:
@@ -55,7 +66,7 @@ def is_current_session(*, user: User, session_id: int, current_digest: str | Non
 
 def other_session_count(*, user: User, current_digest: str | None) -> int:
     """How many sessions "end all other sessions" would end."""
-    rows = UserSession.objects.filter(user=user)
+    rows = live_sessions(user)
     if current_digest:
         rows = rows.exclude(session_digest=current_digest)
     return rows.count()

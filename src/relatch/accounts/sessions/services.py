@@ -4,6 +4,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.contrib.auth import HASH_SESSION_KEY
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -15,6 +16,20 @@ from relatch.web.client import client_ip, client_user_agent
 
 def session_digest(session_key: str) -> str:
     return hashlib.sha256(session_key.encode()).hexdigest()
+
+
+def auth_digest(auth_hash: str) -> str:
+    """What UserSession.auth_digest holds for a session whose auth hash is ``auth_hash``."""
+    return hashlib.sha256(auth_hash.encode()).hexdigest()
+
+
+def live_auth_digest(user: User) -> str:
+    """The auth digest of the sessions that ``user``'s current password leaves alive."""
+    return auth_digest(user.get_session_auth_hash())
+
+
+def _session_auth_digest(request: HttpRequest) -> str:
+    return auth_digest(request.session.get(HASH_SESSION_KEY, ""))
 
 
 def current_digest(request: HttpRequest) -> str | None:
@@ -30,8 +45,11 @@ def session_row_follows_key(*, request: HttpRequest, user: User) -> Iterator[Non
     old = current_digest(request)
     yield
     new = current_digest(request)
-    if old and new and old != new:
-        UserSession.objects.filter(user=user, session_digest=old).update(session_digest=new)
+    if old and new:
+        # The auth hash changes with the password: the row says this session outlived it.
+        UserSession.objects.filter(user=user, session_digest=old).update(
+            session_digest=new, auth_digest=_session_auth_digest(request)
+        )
 
 
 def start_session(*, request: HttpRequest, user: User) -> UserSession:
@@ -45,6 +63,9 @@ def start_session(*, request: HttpRequest, user: User) -> UserSession:
         session_digest=session_digest(key),
         ip_address=client_ip(request),
         user_agent=client_user_agent(request),
+        # The hash auth.login stored: when the password changed since it was checked (a
+        # sign-in in the same moment as a change), the row is born dead and is never listed.
+        auth_digest=_session_auth_digest(request),
     )
 
 
