@@ -6,9 +6,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,3 +175,38 @@ def running_server(tmp_path: Path, *args: str, **env: str) -> Iterator[Server]:
         for pid in seen:
             if is_running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+class Poller:
+    """GET ``path`` every 0.1 s in a thread until stopped; every (time, status) seen."""
+
+    def __init__(self, server: Server, path: str = "/") -> None:
+        self.server, self.path = server, path
+        self.seen: list[tuple[float, int | str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                status = self.server.get(self.path)[0]
+            except OSError as error:  # refused, reset: the server did not answer
+                status = type(error).__name__
+            self.seen.append((time.monotonic(), status))
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def statuses(self) -> Counter[int | str]:
+        return Counter(status for _, status in self.seen)
+
+    def answered_since(self, since: float) -> bool:
+        return any(at > since and status == 200 for at, status in self.seen)
+
+    def failed_since(self, since: float) -> bool:
+        return any(at > since and status != 200 for at, status in self.seen)

@@ -5,17 +5,19 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from ipaddress import ip_address
 from pathlib import Path
-from types import FrameType
 
-WORKER_ARGS = ["db_worker", "--queue-name", "*", "--no-reload", "--interval", "1"]
-# gunicorn's graceful timeout is 10 s; a child still running after this is killed.
-STOP_TIMEOUT = 20.0
+from relatch.supervision import Supervisor
+
+# db_worker in a wrapper that waits out database outages (relatch.notify.worker).
+WORKER_ARGS = ["resilient_db_worker", "--queue-name", "*", "--no-reload", "--interval", "1"]
+# Seconds gunicorn lets requests in flight (a long upload) finish after TERM; a child still
+# running STOP_MARGIN seconds after that is killed.
+DEFAULT_GRACEFUL_TIMEOUT = 60
+STOP_MARGIN = 10.0
 READY_TIMEOUT = 60.0
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104  (names, not a bind)
 _HOSTNAME_RE = re.compile(
@@ -46,6 +48,16 @@ def _web_workers() -> int:
     return (2 * (os.cpu_count() or 1) + 1) if os.environ.get("RELATCH_REDIS_URL") else 1
 
 
+def _graceful_timeout() -> int:
+    """RELATCH_GRACEFUL_TIMEOUT: seconds a stop waits for requests in flight (default 60)."""
+    value = os.environ.get("RELATCH_GRACEFUL_TIMEOUT", "").strip()
+    if not value:
+        return DEFAULT_GRACEFUL_TIMEOUT
+    if not value.isdigit() or int(value) < 1:
+        raise ServeError(f"RELATCH_GRACEFUL_TIMEOUT must be a number of seconds, not {value!r}")
+    return int(value)
+
+
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -54,9 +66,12 @@ def _gunicorn_command(host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "relatch.wsgi:application",
         "--bind", _host_port(host, port),
-        "--workers", str(_web_workers()), "--threads", "8", "--worker-class", "gthread",
+        "--workers", str(_web_workers()), "--threads", "8",
+        # gthread whose main loop reads each request whole, with header and body timeouts,
+        # before a thread serves it: a slow client costs a socket, not a thread.
+        "--worker-class", "relatch.web.worker.RequestBufferingWorker",
         "--access-logfile", "-", "--logger-class", "relatch.web.gunicorn_logging.RedactingLogger",
-        "--graceful-timeout", "10", "--timeout", "120", "--no-control-socket",
+        "--graceful-timeout", str(_graceful_timeout()), "--timeout", "120", "--no-control-socket",
     ]
 
 
@@ -127,80 +142,26 @@ def _prepare(host: str, port: int) -> None:
         connections.close_all()
 
 
-def _accepts_connections(host: str, port: int) -> Callable[[], bool]:
+def _answers_requests(host: str, port: int) -> Callable[[], bool]:
+    """A probe that is true once a web worker answers HTTP: the listening socket accepts
+    connections before any worker has loaded the application, and a connection queued in that
+    gap is reset if a stop comes first, so "running" is announced only after an answer."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
     target = _WILDCARD_HOSTS.get(host, host)
+    request = f"HEAD / HTTP/1.0\r\nHost: {urlsplit(settings.BASE_URL).netloc}\r\n\r\n"
 
     def probe() -> bool:
         try:
-            with socket.create_connection((target, port), timeout=0.5):
-                return True
+            with socket.create_connection((target, port), timeout=2) as connection:
+                connection.sendall(request.encode())
+                return connection.recv(5) == b"HTTP/"
         except OSError:
             return False
 
     return probe
-
-
-class _Supervisor:
-    """Runs the web server and the worker; stops both, cleanly, when either stops or on TERM.
-
-    The signal handler only sets a flag; the loop in ``supervise`` does the work, so a signal
-    arriving at any moment (even before the children exist) is never lost.
-    """
-
-    def __init__(self) -> None:
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.stop_requested = False
-
-    def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
-        self.stop_requested = True
-
-    def start(self, commands: dict[str, list[str]]) -> None:
-        for name, command in commands.items():
-            if self.stop_requested:
-                return
-            # Own process group: Ctrl-C in the terminal reaches only this process, which
-            # forwards one TERM, so the worker finishes its current task instead of dying in it.
-            self.children[name] = subprocess.Popen(command, process_group=0)
-
-    def running(self) -> bool:
-        return not self.stop_requested and all(
-            c.poll() is None for c in self.children.values()
-        )
-
-    def wait_until(self, ready: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while self.running() and time.monotonic() < deadline and not ready():
-            time.sleep(0.1)
-
-    def supervise(self) -> int:
-        """Wait for a stop request or a child's exit, then stop everything.
-
-        Exit status 0 only for a requested stop that every child obeyed; a child that died on
-        its own makes it 1, so a process manager sees the failure and can restart the service.
-        """
-        while self.running():
-            time.sleep(0.2)
-        requested = self.stop_requested
-        for name, child in self.children.items():
-            if not requested and child.poll() is not None:
-                print(f"relatch serve: the {name} exited with status {child.returncode};"
-                      " stopping.", file=sys.stderr, flush=True)
-        return self.shutdown(requested=requested)
-
-    def shutdown(self, *, requested: bool) -> int:
-        children = list(self.children.values())
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for child in children:
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        obeyed = all(c.returncode in (0, -signal.SIGTERM) for c in children)
-        return 0 if requested and obeyed else 1
 
 
 def _schedule_background_work() -> None:
@@ -220,7 +181,9 @@ def _schedule_background_work() -> None:
 def _with_worker_id(argv: list[str]) -> list[str]:
     """db_worker under an id that names this process, so a later start can tell whether the
     worker that claimed a task is still alive (relatch.notify.leftovers)."""
-    if argv[:1] != ["db_worker"] or any(a.startswith("--worker-id") for a in argv):
+    if argv[:1] not in (["db_worker"], WORKER_ARGS[:1]) or any(
+        a.startswith("--worker-id") for a in argv
+    ):
         return argv
     from relatch.notify.leftovers import worker_id
 
@@ -240,7 +203,8 @@ def _bounce_listener() -> dict[str, list[str]]:
 
 def serve(host: str, port: int) -> int:
     """Start Relatch: migrate, then gunicorn and the background worker (and the bounce
-    listener, when RELATCH_BOUNCE_LISTEN is set), until TERM or Ctrl-C."""
+    listener, when RELATCH_BOUNCE_LISTEN is set), until TERM or Ctrl-C; a child that dies is
+    restarted (relatch.supervision)."""
     commands = {
         "web server": _gunicorn_command(host, port),
         "worker": [sys.executable, "-m", "relatch.cli", *WORKER_ARGS],
@@ -250,11 +214,11 @@ def serve(host: str, port: int) -> int:
     _prepare(host, port)
     commands.update(_bounce_listener())
     _schedule_background_work()
-    supervisor = _Supervisor()
+    supervisor = Supervisor(stop_timeout=_graceful_timeout() + STOP_MARGIN)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
-    supervisor.start(commands)
-    supervisor.wait_until(_accepts_connections(host, port))
+    supervisor.start(commands, essential="web server")
+    supervisor.wait_until(_answers_requests(host, port), READY_TIMEOUT)
     if supervisor.running():
         _announce(host, port, base_url_given=base_url_given)
     return supervisor.supervise()

@@ -71,6 +71,21 @@ RELATCH_PROXY_COUNT = _env_int("RELATCH_PROXY_COUNT", 0)
 if RELATCH_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+
+def _env_seconds(name: str, default: float) -> float:
+    value = float(os.environ.get(name, "").strip() or default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0 (the default is {default})")
+    return value
+
+
+# Slow clients (relatch.web.worker, docs/operations.md "Slow clients"): a request's header must
+# arrive within HEADER_TIMEOUT seconds; its body may pause at most BODY_TIMEOUT seconds and must
+# come at BODY_MIN_RATE bytes a second on average after its first BODY_TIMEOUT seconds.
+HEADER_TIMEOUT = _env_seconds("RELATCH_HEADER_TIMEOUT", 10)
+BODY_TIMEOUT = _env_seconds("RELATCH_BODY_TIMEOUT", 20)
+BODY_MIN_RATE = 500
+
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -124,7 +139,12 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("RELATCH_DATABASE_URL") or f"sqlite:///{DATA_DIR / 'relatch.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# A kept connection is checked before a request first uses it (CONN_HEALTH_CHECKS; one
+# "SELECT 1" on PostgreSQL, nothing on SQLite): after a database restart each web thread
+# reconnects instead of failing its next request with a 500 (issue 18 §1,
+# tests/test_database_outage.py).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60,
+                                              conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Connections are kept (60 s, as for PostgreSQL): a new SQLite connection runs the pragmas
     # below and re-reads the schema on its first query, about half the cost of a cached
