@@ -128,7 +128,12 @@ def test_serve_restarts_a_dead_worker_and_web_server_and_keeps_serving(tmp_path,
     comes back (and delivers mail) while the web server never stops answering, and a killed
     gunicorn master is started again; only TERM stops ``relatch serve``."""
     email_url = f"smtp://127.0.0.1:{mail.port}"
+    # An upload body a killed web process left behind (issue 18 §10): gone once serve starts.
+    leftover = tmp_path / "data" / "tmp" / "uploads" / "tmpa1b2c3.upload.bytes"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"x" * 4096)
     with running_server(tmp_path, RELATCH_EMAIL_URL=email_url) as server, Poller(server) as web:
+        assert not leftover.exists()
         def child(kind: str) -> int | None:
             found = [pid for pid, command in direct_children(server.process.pid).items()
                      if kind in command]

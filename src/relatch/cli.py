@@ -178,6 +178,15 @@ def _schedule_background_work() -> None:
     ensure_tick_scheduled(delay=timedelta(0))
 
 
+def _remove_upload_leftovers() -> None:
+    """Upload bodies that killed web processes left in the data directory's tmp/uploads: before
+    the web server starts, every file there is one (``relatch worker`` does not do this, since
+    a web server may be receiving uploads while it starts)."""
+    from relatch.index.upload.temp_files import remove_upload_leftovers
+
+    remove_upload_leftovers()
+
+
 def _with_worker_id(argv: list[str]) -> list[str]:
     """db_worker under an id that names this process, so a later start can tell whether the
     worker that claimed a task is still alive (relatch.notify.leftovers)."""
@@ -214,6 +223,7 @@ def serve(host: str, port: int) -> int:
     _prepare(host, port)
     commands.update(_bounce_listener())
     _schedule_background_work()
+    _remove_upload_leftovers()
     supervisor = Supervisor(stop_timeout=_graceful_timeout() + STOP_MARGIN)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)

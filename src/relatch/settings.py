@@ -254,6 +254,16 @@ STORAGES = {
 }
 # Uploads stream to temporary files above this size, so a large upload never sits in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# In a directory of Relatch's own (made when needed), where what a killed upload leaves can be
+# found and removed (relatch.index.upload.temp_files), not in the system's shared /tmp.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp" / "uploads")
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "relatch.index.upload.temp_files.UploadTempFileHandler",
+]
+# Django's check that FILE_UPLOAD_TEMP_DIR exists: the handler above makes it when needed (a new
+# data directory, or one whose tmp/ an operator cleared), so its absence is no error.
+SILENCED_SYSTEM_CHECKS.append("files.E001")
 # The largest distribution file accepted (RELATCH_MAX_UPLOAD_MB), and room for metadata fields.
 MAX_UPLOAD_SIZE = _env_int("RELATCH_MAX_UPLOAD_MB", 300) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -278,7 +278,9 @@ def test_an_sdist_that_is_not_an_archive_is_refused(
 ) -> None:
     sdist = build_sdist()
     bad = Dist(sdist.filename, b"random bytes", "", sdist.fields)
-    refused_with(post(client, bad, token), 400, "is not a valid .tar.gz archive")
+    refused_with(
+        post(client, bad, token), 400, "This file is not a valid sdist: it is not a readable"
+    )
     nothing_changed(files_dir)
 
 

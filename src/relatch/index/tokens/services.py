@@ -253,13 +253,15 @@ def authenticate_token(*, raw: str, purpose: str = APIToken.Purpose.UPLOAD) -> A
     if not primitive.secret_matches(parsed.secret, token.secret_digest if token else None):
         raise TokenRefusedError(INVALID, reason="invalid")
     assert token is not None  # secret_matches is False for an unknown identifier
-    _refuse_unusable(token)
+    refuse_unusable_token(token)
     if token.purpose != purpose:
         raise TokenRefusedError(WRONG_PURPOSE, reason="purpose", token=token)
     return token
 
 
-def _refuse_unusable(token: APIToken) -> None:
+def refuse_unusable_token(token: APIToken) -> None:
+    """Raise TokenRefusedError if ``token`` (with its user) is revoked, expired or its
+    account disabled: at authentication, and again when an upload commits."""
     if token.revoked_at is not None:
         raise TokenRefusedError(REVOKED, reason="revoked", token=token)
     if token.expires_at is not None and token.expires_at <= timezone.now():

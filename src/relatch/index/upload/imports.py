@@ -8,8 +8,6 @@ that account becomes the file's uploader (and the owner of a new project). The f
 read from the file's own metadata, the way twine reads them before it uploads.
 """
 
-import tarfile
-import zipfile
 from pathlib import Path
 
 from django.core.files.uploadedfile import UploadedFile
@@ -53,7 +51,7 @@ def upload_fields(upload: UploadedFile, *, project_name: str | None = None) -> Q
     if filetype == File.PackageType.WHEEL:
         metadata = storage.wheel_metadata(upload, filename)
     else:
-        metadata = _sdist_metadata(upload, filename)
+        metadata = storage.sdist_metadata(upload, filename)
     raw, _unparsed = parse_email(metadata)
     name = str(raw.get("name", ""))
     if project_name and normalize_project_name(project_name) != normalize_project_name(name):
@@ -96,43 +94,3 @@ def _pyversion(filename: str, filetype: str) -> str:
         return "source"
     parts = filename.removesuffix(".whl").split("-")
     return parts[-3] if len(parts) >= 5 else ""  # a bad name is refused by the checks
-
-
-def _sdist_metadata(upload: UploadedFile, filename: str) -> bytes:
-    """The bytes of the sdist's ``<name>-<version>/PKG-INFO`` (read bounded, like a wheel's
-    METADATA)."""
-    upload.seek(0)
-    try:
-        data = _zip_pkg_info(upload) if filename.endswith(".zip") else _tar_pkg_info(upload)
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as error:
-        raise UploadRefusedError(f"'{filename}' is not a valid sdist: {error}") from None
-    finally:
-        upload.seek(0)
-    if data is None:
-        raise UploadRefusedError(f"'{filename}' has no PKG-INFO: it is not a valid sdist.")
-    if len(data) > storage.MAX_METADATA_SIZE:
-        raise UploadRefusedError(f"The PKG-INFO of '{filename}' is too large.")
-    return data
-
-
-def _is_pkg_info(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and parts[1] == "PKG-INFO"
-
-
-def _tar_pkg_info(upload: UploadedFile) -> bytes | None:
-    with tarfile.open(fileobj=upload, mode="r:gz") as archive:
-        for member in archive:
-            if member.isfile() and _is_pkg_info(member.name):
-                extracted = archive.extractfile(member)
-                return None if extracted is None else extracted.read(storage.MAX_METADATA_SIZE + 1)
-    return None
-
-
-def _zip_pkg_info(upload: UploadedFile) -> bytes | None:
-    with zipfile.ZipFile(upload) as archive:
-        for info in archive.infolist():
-            if _is_pkg_info(info.filename):
-                with archive.open(info) as member:
-                    return member.read(storage.MAX_METADATA_SIZE + 1)
-    return None

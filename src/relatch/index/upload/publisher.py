@@ -16,7 +16,12 @@ from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.audit.models import Factor
 from relatch.index.models import APIToken
-from relatch.index.tokens.services import note_token_use, token_allows_project
+from relatch.index.tokens.services import (
+    TokenRefusedError,
+    note_token_use,
+    refuse_unusable_token,
+    token_allows_project,
+)
 from relatch.index.upload.validation import UploadRefusedError
 from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
 
@@ -71,6 +76,26 @@ class Publisher:
             refuse_if_frozen(user=self.user, action=UPLOAD_ACTION)
         except (SecondFactorRequiredError, AccountFrozenError) as error:
             raise UploadRefusedError(error.message, status=403) from None
+
+    def confirm(self) -> None:
+        """Refuse (403) what ``check`` refuses, and a token revoked or expired since it was
+        presented: read again inside the transaction that publishes, after ``note_use``,
+        under locks that serialise with the changes that would stop the upload.
+
+        ``note_use``'s UPDATE of the token's row holds the lock ``revoke_token``'s UPDATE
+        takes, and the account's row is locked as freezing it locks it: a revocation or a
+        freeze committed before this upload commits is seen here, and one that comes later
+        waits for the commit (on SQLite every writing transaction runs alone).
+        """
+        if self.token is not None:
+            token = APIToken.objects.select_related("user").get(pk=self.token.pk)
+            try:
+                refuse_unusable_token(token)
+            except TokenRefusedError as error:
+                raise UploadRefusedError(error.message, status=403) from None
+        locked = User.objects.select_for_update(no_key=True).filter(pk=self.user.pk)
+        list(locked.values_list("pk", flat=True))
+        self.check()
 
     def may_reach(self, normalized_name: str) -> bool:
         """Whether a token's scope reaches the project (the operator's import has none)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
@@ -131,28 +132,40 @@ def _project_for(*, publisher: Publisher, form: UploadForm) -> Project | None:
         )
     project = Project.objects.filter(normalized_name=form.normalized_name).first()
     if project is not None and not _may_upload(publisher.user, project):
-        raise UploadRefusedError(
-            f"You are not allowed to upload to project '{project.name}': ask one of its owners "
-            "for the maintainer role.", status=403,
-        )
+        raise _not_allowed(project)
     return project
 
 
 def _may_upload(user: User, project: Project) -> bool:
+    return _upload_roles(user, project).exists()
+
+
+def _upload_roles(user: User, project: Project) -> QuerySet[Role]:
     kinds = {Role.Kind.OWNER, Role.Kind.MAINTAINER}
-    return Role.objects.filter(project=project, user=user, kind__in=kinds).exists()
+    return Role.objects.filter(project=project, user=user, kind__in=kinds)
+
+
+def _not_allowed(project: Project) -> UploadRefusedError:
+    return UploadRefusedError(
+        f"You are not allowed to upload to project '{project.name}': ask one of its owners "
+        "for the maintainer role.", status=403,
+    )
 
 
 def _check_filename_unused(filename: str) -> None:
     # Never twice, even after deletion: installers may have cached the old bytes by name.
-    # "already exists" with 400 is what twine's --skip-existing looks for.
     if UsedFilename.objects.annotate(lower=Lower("filename")).filter(
         lower=filename.lower()
     ).exists():
-        raise UploadRefusedError(
-            f"File already exists: '{filename}' was uploaded before, and a file name can be "
-            "used only once, even after the file is deleted. Upload a new version instead."
-        )
+        raise _already_exists(filename)
+
+
+def _already_exists(filename: str) -> UploadRefusedError:
+    # "already exists" with 400 is what twine's --skip-existing looks for.
+    return UploadRefusedError(
+        f"File already exists: '{filename}' was uploaded before, and a file name can be "
+        "used only once, even after the file is deleted. Upload a new version instead."
+    )
 
 
 def _check_digests(form: UploadForm, upload: UploadedFile) -> Digests:
@@ -176,7 +189,7 @@ def _check_digests(form: UploadForm, upload: UploadedFile) -> Digests:
 
 def _check_archive(form: UploadForm, filename: str, upload: UploadedFile) -> bytes | None:
     if form.filetype == File.PackageType.SDIST:
-        storage.check_sdist(upload, filename)
+        storage.sdist_metadata(upload, filename)  # read (bounded) to know it is an sdist
         return None
     data = storage.wheel_metadata(upload, filename)
     _check_wheel_metadata(data, form)
@@ -207,24 +220,28 @@ def _store(
     stored: list[str] = []
     try:
         with transaction.atomic():
-            # Again inside the transaction: the account may have been frozen (or lost its
-            # factor) while the file was read and checked.
-            publisher.check()
-            row = _write_rows(request=request, publisher=publisher, checked=checked)
+            row, project_created = _write_rows(
+                request=request, publisher=publisher, checked=checked
+            )
             _save_files(row, checked, upload, stored)
+            # The token's use is an UPDATE of its row: from here to the commit this upload
+            # holds the lock a revocation takes. Checked again under it (and under the
+            # account's and the role's locks): a token revoked, an account frozen or a role
+            # removed while the file was read and stored publishes nothing.
             publisher.note_use(request=request)
+            publisher.confirm()
+            if not project_created:
+                _confirm_role(publisher.user, row.release.project)
             # Last: the markers' rows stay locked until the commit, and saving a large file
             # takes a while; the index's row is touched only when the project is new.
             mark_project_changed(project_id=row.release.project_id)
-            if checked.project is None:
+            if project_created:
                 mark_project_list_changed()
     except IntegrityError:
         storage.delete_stored(stored)
-        # Two uploads raced for the same file name or new project: the other one won.
-        raise UploadRefusedError(
-            f"File already exists or the project was just created by another upload: "
-            f"'{checked.filename}' was not stored. Try again."
-        ) from None
+        # The project and release are made or found race-free (_write_rows): the file name
+        # is what another upload took between the check and this commit.
+        raise _already_exists(checked.filename) from None
     except OSError:
         storage.delete_stored(stored)
         # The storage failed (disk full, object store down): nothing was written.
@@ -248,9 +265,12 @@ def _save_files(row: File, checked: _Checked, upload: UploadedFile, stored: list
 
 def _write_rows(
     *, request: HttpRequest | None, publisher: Publisher, checked: _Checked
-) -> File:
+) -> tuple[File, bool]:
+    """The rows of the upload; the File and whether this upload made the project."""
     user, form = publisher.user, checked.form
-    project = checked.project or _create_project(request=request, publisher=publisher, form=form)
+    project, project_created = _project_in_transaction(
+        request=request, publisher=publisher, form=form, checked_project=checked.project
+    )
     release = _release_for(project=project, user=user, form=form)
     now = timezone.now()
     row = File.objects.create(
@@ -269,32 +289,51 @@ def _write_rows(
                  "version": release.version, "sha256": checked.digests.sha256,
                  **publisher.file_event_details()},
     )
-    return row
+    return row, project_created
 
 
-def _create_project(
-    *, request: HttpRequest | None, publisher: Publisher, form: UploadForm
-) -> Project:
-    project = Project.objects.create(name=form.name, normalized_name=form.normalized_name)
-    Role.objects.create(project=project, user=publisher.user, kind=Role.Kind.OWNER)
-    record_event(
-        user=publisher.user, kind=EventKind.PROJECT_CREATED, request=request,
-        factor=publisher.factor,
-        details={"project": project.name, **publisher.project_event_details()},
+def _project_in_transaction(
+    *, request: HttpRequest | None, publisher: Publisher, form: UploadForm,
+    checked_project: Project | None,
+) -> tuple[Project, bool]:
+    """The upload's project, made if it is new; True if this upload made it.
+
+    Parallel uploads of one new project's files all saw no project when they were checked:
+    the first to get here makes it, and the others (get_or_create waits for its commit, then
+    reads its row) upload to it like to any existing project, when they may.
+    """
+    if checked_project is not None:
+        return checked_project, False
+    project, created = Project.objects.get_or_create(
+        normalized_name=form.normalized_name, defaults={"name": form.name}
     )
-    return project
+    if created:
+        Role.objects.create(project=project, user=publisher.user, kind=Role.Kind.OWNER)
+        record_event(
+            user=publisher.user, kind=EventKind.PROJECT_CREATED, request=request,
+            factor=publisher.factor,
+            details={"project": project.name, **publisher.project_event_details()},
+        )
+    return project, created
+
+
+def _confirm_role(user: User, project: Project) -> None:
+    """The uploader still has a role on ``project``: read under the role row's lock, which
+    removing the role takes too (a project another upload has just made is refused here to
+    anyone it did not make an owner)."""
+    held = _upload_roles(user, project).select_for_update(no_key=True)
+    if not list(held.values_list("pk", flat=True)):
+        raise _not_allowed(project)
 
 
 def _release_for(*, project: Project, user: User, form: UploadForm) -> Release:
-    release = Release.objects.filter(
-        project=project, canonical_version=form.canonical_version
-    ).first()
-    if release is not None:
-        return release
-    return Release.objects.create(
-        project=project, version=form.version, canonical_version=form.canonical_version,
-        uploader=user, **release_fields(form),
+    """The release of ``form``'s version, made by the first of parallel uploads to reach it
+    (the others wait for its commit and read it)."""
+    release, _created = Release.objects.get_or_create(
+        project=project, canonical_version=form.canonical_version,
+        defaults={"version": form.version, "uploader": user, **release_fields(form)},
     )
+    return release
 
 
 def _sha256(data: bytes | None) -> str:

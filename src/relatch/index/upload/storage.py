@@ -6,10 +6,8 @@ memory, not 300 MB.
 """
 
 import hashlib
-import tarfile
-import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -17,11 +15,8 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
+from relatch.index.upload import archives
 from relatch.index.upload.validation import UploadRefusedError
-
-# PEP 658 metadata is read into memory: a cap stops a zip bomb (a member that claims or
-# inflates to gigabytes) from taking the server down.
-MAX_METADATA_SIZE = 4 * 1024 * 1024
 
 
 def file_storage_path(sha256: str, filename: str) -> str:
@@ -33,11 +28,6 @@ def file_storage_path(sha256: str, filename: str) -> str:
 def metadata_path(path: str) -> str:
     """PEP 658: the wheel's METADATA lives beside the file, under the file's URL + ".metadata"."""
     return path + ".metadata"
-
-
-def size_limit_message() -> str:
-    limit_mb = settings.MAX_UPLOAD_SIZE // (1024 * 1024)
-    return f"File too large: the limit is {limit_mb} MB ({settings.MAX_UPLOAD_SIZE} bytes)."
 
 
 class SizeLimitHandler(FileUploadHandler):
@@ -87,47 +77,28 @@ def compute_digests(upload: UploadedFile) -> Digests:
 
 
 def wheel_metadata(upload: UploadedFile, filename: str) -> bytes:
-    """The bytes of the wheel's ``<name>-<version>.dist-info/METADATA`` (only that member)."""
+    """The bytes of the wheel's ``<name>-<version>.dist-info/METADATA`` (only that member),
+    read within the limits of ``relatch.index.upload.archives``."""
     dist_info = "-".join(filename.split("-")[:2]) + ".dist-info/METADATA"
-    upload.seek(0)
     try:
-        with zipfile.ZipFile(upload) as archive:
-            member = _find_member(archive, dist_info)
-            if member.file_size > MAX_METADATA_SIZE:
-                raise UploadRefusedError(f"The wheel's {dist_info} is too large.")
-            with archive.open(member) as source:
-                data = source.read(MAX_METADATA_SIZE + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
-        raise UploadRefusedError(f"'{filename}' is not a valid wheel: {error}") from None
-    finally:
-        upload.seek(0)
-    if len(data) > MAX_METADATA_SIZE:
-        raise UploadRefusedError(f"The wheel's {dist_info} is too large.")
-    return data
+        return archives.wheel_member(_stream(upload), dist_info)
+    except archives.ArchiveError as error:
+        raise UploadRefusedError(f"This file is not a valid wheel: {error.reason}") from None
 
 
-def _find_member(archive: zipfile.ZipFile, wanted: str) -> zipfile.ZipInfo:
-    for info in archive.infolist():
-        if info.filename.lower() == wanted.lower():
-            return info
-    raise UploadRefusedError(f"The wheel has no {wanted}: it is not a valid wheel.")
-
-
-def check_sdist(upload: UploadedFile, filename: str) -> None:
-    """A cheap look at the archive's first member: a renamed random file is refused."""
-    upload.seek(0)
+def sdist_metadata(upload: UploadedFile, filename: str) -> bytes:
+    """The bytes of the sdist's ``<name>-<version>/PKG-INFO``, the whole archive read within
+    the limits of ``relatch.index.upload.archives``."""
     try:
-        if filename.endswith(".zip"):
-            if not zipfile.is_zipfile(upload):
-                raise UploadRefusedError(f"'{filename}' is not a valid zip archive.")
-        else:
-            with tarfile.open(fileobj=upload, mode="r:gz") as archive:
-                if archive.next() is None:
-                    raise UploadRefusedError(f"'{filename}' is an empty archive.")
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise UploadRefusedError(f"'{filename}' is not a valid .tar.gz archive: {error}") from None
-    finally:
-        upload.seek(0)
+        return archives.sdist_metadata(_stream(upload), filename)
+    except archives.ArchiveError as error:
+        raise UploadRefusedError(f"This file is not a valid sdist: {error.reason}") from None
+
+
+def _stream(upload: UploadedFile) -> IO[bytes]:
+    stream = upload.file
+    assert stream is not None  # an upload always has its file  # noqa: S101
+    return stream
 
 
 def save_file(path: str, upload: UploadedFile) -> None:

@@ -1,6 +1,7 @@
 """The daily orphan sweep as a background task, queued by the recovery tick (the one periodic
 task: ``relatch.recovery.tasks``), which asks for it every ten minutes; it runs a day after
-the previous one was queued. ``relatch sweep_orphan_files`` runs one by hand."""
+the previous one was queued. ``relatch sweep_orphan_files`` runs one by hand. The same task
+removes the temporary files killed uploads left (``relatch.index.upload.temp_files``)."""
 
 from dataclasses import asdict
 from datetime import timedelta
@@ -10,14 +11,19 @@ from django.tasks import task
 from django.utils import timezone
 
 from relatch.index.upload.sweep import DEFAULT_MIN_AGE, sweep_orphan_files
+from relatch.index.upload.temp_files import LEFTOVER_AGE, remove_upload_leftovers
 
 SWEEP_EVERY = timedelta(days=1)
 
 
 @task()
 def sweep_orphans() -> dict[str, Any]:
-    """One sweep with the default age limit; its counts go into the task's result row."""
-    return asdict(sweep_orphan_files(older_than=DEFAULT_MIN_AGE, dry_run=False))
+    """One sweep with the default age limit, and the removal of uploads' temporary files
+    older than LEFTOVER_AGE; their counts go into the task's result row."""
+    report = asdict(sweep_orphan_files(older_than=DEFAULT_MIN_AGE, dry_run=False))
+    leftovers = remove_upload_leftovers(older_than=LEFTOVER_AGE)
+    report.update(upload_leftovers=leftovers.files, upload_leftover_bytes=leftovers.bytes)
+    return report
 
 
 def ensure_sweep_scheduled() -> bool:

@@ -23,8 +23,10 @@ from relatch.index.tokens.services import (
     note_token_refusal,
 )
 from relatch.index.upload import services
-from relatch.index.upload.storage import SizeLimitHandler, size_limit_message
+from relatch.index.upload.storage import SizeLimitHandler
+from relatch.index.upload.temp_files import is_no_room
 from relatch.index.upload.validation import UploadRefusedError
+from relatch.web.request_reader import size_limit_message
 
 TOKEN_USERNAME = "__token__"  # noqa: S105  (a user name, not a secret)
 MAX_REASON = 300
@@ -33,6 +35,10 @@ FORM_ALLOWANCE = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 # Draining a refused body lets the client read our answer instead of a reset connection;
 # beyond this the connection is simply dropped.
 MAX_DRAIN = 2 * settings.MAX_UPLOAD_SIZE + FORM_ALLOWANCE
+NO_ROOM = "The server has no room to receive this upload now; try again later."
+# Seconds a client that retries is asked to wait when the server's disk is full: freeing space
+# takes an operator, not a moment.
+NO_ROOM_RETRY_AFTER = 300
 _ASCII = str.maketrans({"…": "...", "‘": "'", "’": "'", "“": '"', "”": '"', "\r": " ", "\n": " "})
 
 
@@ -50,6 +56,11 @@ def upload(request: HttpRequest) -> HttpResponse:
     token = token_or_refusal
     try:
         fields, content = _parse_upload(request, token)
+    except _NoRoomError:
+        # Nothing is recorded: the disk is full, and the account's owner did nothing wrong.
+        response = refusal(NO_ROOM, 503)
+        response["Retry-After"] = str(NO_ROOM_RETRY_AFTER)
+        return response
     except UploadRefusedError as error:
         services.record_refusal(request=request, token=token, message=error.message)
         return _drained(request, refusal(error.message, error.status))
@@ -106,11 +117,16 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
+class _NoRoomError(Exception):
+    """The temporary file of the upload could not be written: the disk or the quota is full."""
+
+
 def _parse_upload(request: HttpRequest, token: APIToken) -> tuple[QueryDict, UploadedFile]:
     """The form fields and the file, streamed to a temporary file by Django's handlers.
 
     Refused before the body is read: a token without a second factor, and a Content-Length
-    past the limit (so nothing is written to disk for them).
+    past the limit (so nothing is written to disk for them). _NoRoomError when the disk is
+    full (the handler has removed its partial file already).
     """
     services.check_uploader(token=token)
     if _content_length(request) > settings.MAX_UPLOAD_SIZE + FORM_ALLOWANCE:
@@ -121,6 +137,12 @@ def _parse_upload(request: HttpRequest, token: APIToken) -> tuple[QueryDict, Upl
         fields, files = request.POST, request.FILES
     except (SuspiciousOperation, MultiPartParserError) as error:
         raise UploadRefusedError(f"The upload is not a valid multipart form: {error}") from None
+    except OSError as error:
+        # A full disk is a state of the server, for a while: 503, not a 500 (issue 18 §10).
+        # Any other failure to write is a fault the operator must see, so it stays a 500.
+        if is_no_room(error):
+            raise _NoRoomError from error
+        raise
     if limit.exceeded:
         raise UploadRefusedError(size_limit_message(), 413)
     content = files.get("content")
