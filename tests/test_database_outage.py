@@ -95,6 +95,12 @@ def test_postgresql_restarts_are_waited_out_by_the_web_server_and_the_worker(
             assert parallel_gets(server, 24) == [200] * 24
             assert wait_for(lambda: sum(at > first_answer for at, _ in poller.seen) >= 10, 20)
         assert not poller.failed_since(first_answer), poller.seen
+        # During the outage the pages said "briefly unavailable" (503), not "broken" (500),
+        # and the log has a line per outage, not a traceback per request.
+        statuses = poller.statuses()
+        assert 503 in statuses and 500 not in statuses, statuses
+        assert "Internal Server Error" not in server.output()
+        assert "requests get 503" in server.output()
 
         # The same processes: nothing died, nothing was restarted.
         assert server.process.poll() is None

@@ -151,7 +151,7 @@ def _answers_requests(host: str, port: int) -> Callable[[], bool]:
     from django.conf import settings
 
     target = _WILDCARD_HOSTS.get(host, host)
-    request = f"HEAD / HTTP/1.0\r\nHost: {urlsplit(settings.BASE_URL).netloc}\r\n\r\n"
+    request = f"GET / HTTP/1.0\r\nHost: {urlsplit(settings.BASE_URL).netloc}\r\n\r\n"
 
     def probe() -> bool:
         try:

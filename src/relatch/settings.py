@@ -369,12 +369,18 @@ BOUNCE_MAX_BYTES = 1024 * 1024
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "relatch.web.logging.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "relatch.web.logging.RedactSecretsFilter"},
+        "database_outage": {"()": "relatch.web.outage.DatabaseOutageLogFilter"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A database outage is one line per 30 s, not a traceback per request (web.outage).
+        "django.request": {"handlers": ["console"], "level": "INFO", "propagate": False,
+                           "filters": ["database_outage"]},
     },
 }

@@ -28,3 +28,6 @@ urlpatterns = [
     path("manage/", include("relatch.index.manage.urls")),
     path("", include("relatch.index.pages.urls")),
 ]
+
+# A database outage is a 503 with Retry-After, anything else the site's 500 page.
+handler500 = "relatch.web.outage.server_error"
