@@ -23,7 +23,23 @@ its file); all queued mail must be delivered. Exit status 1 on any server error 
 dropped connection), unexpected status, lost or corrupted upload, orphan file or undelivered
 mail.
 
+With ``--faults`` (issue 18), three faults happen inside the load, at fractions of
+``--duration`` so that a short run has them too:
+- at 20 %: the background worker (the ``relatch serve`` child running ``db_worker``) is killed
+  with SIGKILL; the supervisor must start another;
+- at 45 %: the database is stopped for 10 s and started again on the same port (PostgreSQL
+  only: the server is then a private one of this script's, ``tests/private_postgres.py``,
+  never the shared one; skipped with SQLite);
+- at 65 %: the SMTP sink stops taking mail (connections refused) for 20 % of the duration,
+  at least 60 s, then takes it again.
+5xx and dropped connections are then counted apart inside the database outage (from the stop
+to 15 s after the start) and outside it: outside, there must be none. A recovery code that
+does not come in time during a fault is expected (counted, not a failure), but its mail must
+have reached the sink by the end; the queue gets 5 minutes to drain (the retry back-off after
+a long outage is minutes, a waiting message is probed every minute).
+
     .venv/bin/python bench/load.py [--duration 600] [--clients 12] [--database postgres|sqlite]
+        [--faults]
     .venv/bin/python bench/load.py --duration 60          # the short form
 """
 # ruff: noqa: T201, S311  (a script run by hand: it prints; random only shapes the load)
@@ -35,6 +51,7 @@ import json
 import os
 import random
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -54,7 +71,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.index.dists import Dist, build_sdist, build_wheel  # noqa: E402
-from tests.serving import Server, free_port, running_server  # noqa: E402
+from tests.serving import (  # noqa: E402
+    Server,
+    direct_children,
+    free_port,
+    running_server,
+    wait_for,
+)
 
 PASSWORD = "load test passphrase, not a real one"  # noqa: S105
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
@@ -64,6 +87,14 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 LINK_RE = re.compile(r'href="([^"#]+)#sha256=([0-9a-f]{64})"')
 CODE_RE = re.compile(r"Your code: (\d{6})")
 MAIL_WAIT = 30.0  # seconds a recovery client waits for its code before counting it late
+# --faults: when each fault starts (fractions of --duration) and how long it lasts.
+KILL_AT, DATABASE_AT, SMTP_AT = 0.20, 0.45, 0.65
+DATABASE_DOWN = 10.0  # seconds
+SMTP_DOWN_FRACTION, SMTP_DOWN_AT_LEAST = 0.20, 60.0
+DATABASE_GRACE = 15.0  # seconds after the database is back that still count as its outage
+FAULT_GRACE = 15.0  # a late recovery code this long after a fault still counts as its doing
+MAIL_DRAIN = 120.0  # seconds the queue gets to drain after the load; 300 with --faults
+MAIL_DRAIN_FAULTS = 300.0
 SEED = """
 import json
 from relatch.accounts.models import User
@@ -97,7 +128,8 @@ rows = [dict(filename=f.filename, sha256=f.sha256_digest, path=f.path,
         for f in File.objects.select_related("release__project")]
 pending = OutgoingEmail.objects.filter(status="pending").count()
 failed = OutgoingEmail.objects.filter(status="failed").count()
-print("CHECK " + json.dumps(dict(rows=rows, pending=pending, failed=failed,
+sent = OutgoingEmail.objects.filter(status="sent").count()
+print("CHECK " + json.dumps(dict(rows=rows, pending=pending, failed=failed, sent=sent,
                                  location=str(default_storage.location))))
 """
 
@@ -115,7 +147,9 @@ class MailSink:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self.port = free_port()
+        self._controller_class = Controller
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.accepting = False
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         message = message_from_bytes(envelope.content, policy=policy.default)
@@ -136,16 +170,59 @@ class MailSink:
                 self._arrived.wait(left)
             return self.codes.get(address)
 
+    def delivered(self, address: str) -> bool:
+        with self._lock:
+            return address in self.codes
+
+    def stop_accepting(self) -> None:
+        """An SMTP outage: nothing listens on the port any more (connections are refused)."""
+        if self.accepting:
+            self.accepting = False
+            self.controller.stop()
+
+    def start_accepting(self) -> None:
+        """The outage is over: a new server on the same port."""
+        if not self.accepting:
+            self.controller = self._controller_class(self, hostname="127.0.0.1",
+                                                     port=self.port)
+            self.controller.start()
+            self.accepting = True
+
     @contextmanager
     def running(self) -> Iterator[int]:
-        self.controller.start()
+        self.start_accepting()
         try:
             yield self.port
         finally:
-            self.controller.stop()
+            self.stop_accepting()
 
 
 # --- what the clients record --------------------------------------------------------------
+
+@dataclass
+class Bad:
+    """A response that was not the expected one, and when its request ran (monotonic)."""
+
+    start: float
+    end: float
+    what: str
+    status: str
+    server_error: bool  # a 5xx or no answer at all (the exception's name)
+    detail: str = ""
+
+    def text(self) -> str:
+        kind = "server error" if self.server_error else "unexpected"
+        return f"{self.what}: {kind} {self.status}{': ' + self.detail if self.detail else ''}"
+
+
+@dataclass
+class Late:
+    """A recovery code that did not come within MAIL_WAIT: while it was awaited."""
+
+    start: float
+    end: float
+    contact: str
+
 
 @dataclass
 class Tally:
@@ -154,19 +231,24 @@ class Tally:
     statuses: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     problems: list[str] = field(default_factory=list)
-    server_errors: int = 0
-    late_mail: int = 0
+    bad: list[Bad] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
     uploads: dict[str, tuple[str, str]] = field(default_factory=dict)  # filename: project, sha
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def status(self, what: str, status: int | str, expected: set[int]) -> None:
+    def status(self, what: str, status: int | str, expected: set[int], start: float,
+               detail: str = "") -> None:
+        end = time.monotonic()
         with self.lock:
             self.statuses[what][str(status)] += 1
             if isinstance(status, str) or status >= 500:
-                self.server_errors += 1
-                self.problems.append(f"{what}: server error {status}")
+                self.bad.append(Bad(start, end, what, str(status), True, detail))
             elif status not in expected:
-                self.problems.append(f"{what}: unexpected {status}")
+                self.bad.append(Bad(start, end, what, str(status), False, detail))
+
+    @property
+    def server_errors(self) -> int:
+        return sum(b.server_error for b in self.bad)
 
     def problem(self, text: str) -> None:
         with self.lock:
@@ -214,14 +296,14 @@ class World:
 
 def call(world: World, session: requests.Session, what: str, method: str, path: str,
          expected: set[int], **kwargs: Any) -> requests.Response:
+    start = time.monotonic()
     try:
         response = session.request(method, world.base + path, timeout=120,
                                    allow_redirects=False, **kwargs)
     except requests.RequestException as error:
-        world.tally.status(what, type(error).__name__, expected)
-        world.tally.problem(f"{what}: {error}")
+        world.tally.status(what, type(error).__name__, expected, start, str(error))
         raise FailedError from None
-    world.tally.status(what, response.status_code, expected)
+    world.tally.status(what, response.status_code, expected, start)
     if response.status_code not in expected:
         raise FailedError
     return response
@@ -320,11 +402,11 @@ def recovery(world: World, rng: random.Random, _client: int) -> None:
                "acknowledged": "on"})
     form = call(world, session, "GET /recovery/request/confirm/", "GET",
                 "/recovery/request/confirm/", {200})
+    waited_from = time.monotonic()
     code = world.sink.wait_for_code(contact, MAIL_WAIT)
     if code is None:
         with world.tally.lock:
-            world.tally.late_mail += 1
-            world.tally.problems.append(f"recovery: no code for {contact} after {MAIL_WAIT} s")
+            world.tally.late.append(Late(waited_from, time.monotonic(), contact))
         return
     done = call(world, session, "POST /recovery/request/confirm/", "POST",
                 "/recovery/request/confirm/", {302},
@@ -441,6 +523,220 @@ def verify_uploads(world: World, state: dict[str, Any]) -> list[str]:
     return problems
 
 
+# --- the faults (--faults) ---------------------------------------------------------------------
+
+@dataclass
+class Fault:
+    """One fault: when it began and ended (monotonic), what happened, or why it was skipped."""
+
+    name: str
+    start: float | None = None
+    end: float | None = None
+    skipped: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    # The server log's size (bytes) when it began and at the end of its grace: the tracebacks
+    # between are the fault's.
+    log_from: int = 0
+    log_to: int = 0
+
+    def window(self, grace: float) -> tuple[float, float] | None:
+        if self.start is None or self.end is None:
+            return None
+        return self.start, self.end + grace
+
+
+class Faults:
+    """Runs the three faults in a thread of their own, each at its fraction of the load."""
+
+    def __init__(self, server: Server, sink: MailSink, postgres: Any, started: float,
+                 duration: float) -> None:
+        self.server, self.sink, self.postgres = server, sink, postgres
+        self.started, self.duration = started, duration
+        self.kill = Fault("worker kill")
+        self.database = Fault("database restart")
+        self.smtp = Fault("SMTP outage")
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def all(self) -> list[Fault]:
+        return [self.kill, self.database, self.smtp]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        for step in (self._kill_worker, self._restart_database, self._smtp_outage):
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001 - reported, and the run fails
+                self.errors.append(f"{step.__name__}: {error!r}")
+
+    def _wait_until(self, fraction: float) -> None:
+        time.sleep(max(0.0, self.started + fraction * self.duration - time.monotonic()))
+
+    def _log_size(self) -> int:
+        return self.server.log.stat().st_size
+
+    def _worker(self) -> int | None:
+        found = [pid for pid, command in direct_children(self.server.process.pid).items()
+                 if "db_worker" in command]
+        return found[0] if found else None
+
+    def _kill_worker(self) -> None:
+        self._wait_until(KILL_AT)
+        fault = self.kill
+        old = self._worker()
+        if old is None:
+            raise RuntimeError("relatch serve has no child running db_worker")
+        fault.start, fault.log_from = time.monotonic(), self._log_size()
+        os.kill(old, signal.SIGKILL)
+        new = wait_for(lambda: (pid := self._worker()) not in (None, old) and pid, 120, 0.2)
+        fault.end, fault.log_to = time.monotonic(), self._log_size()
+        fault.details = {"killed_pid": old, "new_pid": new or None,
+                         "restarted_after_s": round(fault.end - fault.start, 1)}
+        if not new:
+            self.errors.append(f"the worker (pid {old}) was not started again within 120 s")
+
+    def _restart_database(self) -> None:
+        self._wait_until(DATABASE_AT)
+        fault = self.database
+        if self.postgres is None:
+            fault.skipped = "SQLite: the database is a file, there is no server to restart"
+            return
+        fault.start, fault.log_from = time.monotonic(), self._log_size()
+        try:
+            self.postgres.stop("fast")  # ends every session, as an operator's restart does
+            time.sleep(max(0.0, fault.start + DATABASE_DOWN - time.monotonic()))
+        finally:
+            self.postgres.start()  # the same port and data directory
+            fault.end = time.monotonic()
+        time.sleep(DATABASE_GRACE)
+        fault.log_to = self._log_size()
+        fault.details = {"down_s": round(fault.end - fault.start, 1),
+                         "port": self.postgres.port, "grace_s": DATABASE_GRACE}
+
+    def _smtp_outage(self) -> None:
+        self._wait_until(SMTP_AT)
+        fault = self.smtp
+        length = max(SMTP_DOWN_FRACTION * self.duration, SMTP_DOWN_AT_LEAST)
+        fault.start, fault.log_from = time.monotonic(), self._log_size()
+        delivered_before = self.sink.count
+        try:
+            self.sink.stop_accepting()
+            time.sleep(max(0.0, fault.start + length - time.monotonic()))
+        finally:
+            self.sink.start_accepting()
+            fault.end, fault.log_to = time.monotonic(), self._log_size()
+        fault.details = {"down_s": round(fault.end - fault.start, 1),
+                         "delivered_during": self.sink.count - delivered_before}
+
+
+def _overlaps(start: float, end: float, window: tuple[float, float] | None) -> bool:
+    return window is not None and start <= window[1] and end >= window[0]
+
+
+def judge(world: World, faults: Faults | None, log: bytes) -> tuple[list[str], dict[str, Any]]:
+    """The run's problems (failures), and with faults what was put down to them.
+
+    Without faults every 5xx, dropped connection, unexpected status and late recovery code
+    is a problem. With them, those whose request ran inside the database outage (plus its
+    grace) are counted apart and are no failure; a recovery code that came late while a fault
+    was on (plus FAULT_GRACE) is expected, but its mail must have reached the sink by the end.
+    """
+    tally = world.tally
+    problems: list[str] = []
+    database = faults.database.window(DATABASE_GRACE) if faults else None
+    inside = [b for b in tally.bad if _overlaps(b.start, b.end, database)]
+    outside = [b for b in tally.bad if not _overlaps(b.start, b.end, database)]
+    problems += [b.text() for b in outside]
+    windows = {f.name: f.window(FAULT_GRACE) for f in faults.all} if faults else {}
+    expected_late: Counter[str] = Counter()
+    for late in tally.late:
+        # The SMTP outage first: when faults overlap, it is the likeliest cause.
+        cause = next((name for name in ("SMTP outage", "database restart", "worker kill")
+                      if _overlaps(late.start, late.end, windows.get(name))), None)
+        if cause:
+            expected_late[cause] += 1
+        else:
+            problems.append(f"recovery: no code for {late.contact} after {MAIL_WAIT:.0f} s")
+    undelivered = [late.contact for late in tally.late if not world.sink.delivered(late.contact)]
+    problems += [f"lost mail: the code for {c} never reached the sink" for c in undelivered]
+    if faults is None:
+        return problems, {"tracebacks_outside": log.count(b"Traceback")}
+    problems += [f"fault could not be made: {e}" for e in faults.errors]
+    db = faults.database
+    in_log = log[db.log_from:db.log_to] if db.start is not None else b""
+    origin = faults.started
+
+    def at(t: float | None) -> float | None:
+        return None if t is None else round(t - origin, 1)
+
+    summary: dict[str, Any] = {
+        "faults": {f.name: ({"skipped": f.skipped} if f.skipped else
+                            {"from_s": at(f.start), "to_s": at(f.end), **f.details})
+                   for f in faults.all},
+        "database_window_s": None if database is None else [at(database[0]), at(database[1])],
+        "server_errors_inside_database_outage": sum(b.server_error for b in inside),
+        "unexpected_inside_database_outage": sum(not b.server_error for b in inside),
+        "inside_by_status": dict(Counter(f"{b.what} {b.status}" for b in inside)),
+        # How far the errors reached: the first request that failed and the last one's end.
+        "inside_first_last_s": ([at(min(b.start for b in inside)), at(max(b.end for b in inside))]
+                                if inside else None),
+        "server_errors_outside": sum(b.server_error for b in outside),
+        "unexpected_outside": sum(not b.server_error for b in outside),
+        "late_codes_expected": dict(expected_late),
+        "late_codes_unexpected": len(tally.late) - sum(expected_late.values()),
+        "late_codes_delivered_by_end": len(tally.late) - len(undelivered),
+        "tracebacks_inside_database_outage": in_log.count(b"Traceback"),
+        "tracebacks_outside": log.count(b"Traceback") - in_log.count(b"Traceback"),
+        "fault_errors": faults.errors,
+    }
+    return problems, summary
+
+
+def outside_log(log: bytes, faults: Faults | None) -> str:
+    """The server log without the database outage's part (whose tracebacks are expected)."""
+    if faults is not None and faults.database.start is not None:
+        log = log[:faults.database.log_from] + log[faults.database.log_to:]
+    return log.decode(errors="replace")
+
+
+def print_faults(summary: dict[str, Any]) -> None:
+    print("  faults (seconds from the start of the load):")
+    for name, fault in summary["faults"].items():
+        if "skipped" in fault:
+            print(f"    {name:17} skipped: {fault['skipped']}")
+            continue
+        extra = ", ".join(f"{k} {v}" for k, v in fault.items() if k not in ("from_s", "to_s"))
+        print(f"    {name:17} {fault['from_s']} – {fault['to_s']} s ({extra})")
+    window = summary["database_window_s"]
+    print(f"    inside the database outage{f' {window[0]} – {window[1]} s' if window else ''} "
+          f"(to {DATABASE_GRACE:.0f} s after it was back): "
+          f"{summary['server_errors_inside_database_outage']} server errors, "
+          f"{summary['unexpected_inside_database_outage']} other unexpected statuses, "
+          f"{summary['tracebacks_inside_database_outage']} tracebacks")
+    for what, n in sorted(summary["inside_by_status"].items()):
+        print(f"      {what}: {n}")
+    if first_last := summary["inside_first_last_s"]:
+        print(f"      the first of them began at {first_last[0]} s, the last ended at "
+              f"{first_last[1]} s")
+    print(f"    outside it: {summary['server_errors_outside']} server errors, "
+          f"{summary['unexpected_outside']} other unexpected statuses, "
+          f"{summary['tracebacks_outside']} tracebacks")
+    expected = summary["late_codes_expected"]
+    print(f"    recovery codes later than {MAIL_WAIT:.0f} s during a fault (expected): "
+          f"{sum(expected.values())} {dict(expected) if expected else ''}; outside the faults: "
+          f"{summary['late_codes_unexpected']}; of all late codes, delivered by the end: "
+          f"{summary['late_codes_delivered_by_end']}")
+    print(f"    mail queue drained {summary['mail_drain_s']} s after the load")
+    for error in summary["fault_errors"]:
+        print(f"    FAULT ERROR {error}")
+
+
 # --- the report -----------------------------------------------------------------------------
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -449,7 +745,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def report(world: World, base: dict[str, float], seconds: float, problems: list[str],
-           state: dict[str, Any], log_errors: int, setup: str) -> dict[str, Any]:
+           state: dict[str, Any], log_errors: int, setup: str,
+           faults: dict[str, Any] | None = None) -> dict[str, Any]:
     tally = world.tally
     print(f"\nMixed load, {setup}, {seconds:.0f} s")
     print(f"  {'kind':9} {'ops':>6} {'ops/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
@@ -470,10 +767,13 @@ def report(world: World, base: dict[str, float], seconds: float, problems: list[
         print(f"    {what:34} " + "  ".join(f"{s}: {n}" for s, n in sorted(counts.items())))
     print(f"  uploads accepted and checked: {len(tally.uploads)}; files in the database: "
           f"{len(state['rows'])}")
-    print(f"  mail: {world.sink.count} delivered to the sink, {state['pending']} pending, "
-          f"{state['failed']} failed; recovery codes later than {MAIL_WAIT:.0f} s: "
-          f"{tally.late_mail}")
+    print(f"  mail: {world.sink.count} delivered to the sink ({world.sink.count - state['sent']} "
+          f"more than once), {state['sent']} sent, "
+          f"{state['pending']} pending, {state['failed']} given up; recovery codes later than "
+          f"{MAIL_WAIT:.0f} s: {len(tally.late)}")
     print(f"  server errors: {tally.server_errors}; tracebacks in the server log: {log_errors}")
+    if faults is not None:
+        print_faults(faults)
     every = tally.problems + problems
     for line in every[:30]:
         print(f"  PROBLEM {line}")
@@ -482,7 +782,10 @@ def report(world: World, base: dict[str, float], seconds: float, problems: list[
     return {"setup": setup, "seconds": round(seconds), "kinds": kinds,
             "requests": requests_total, "statuses": {k: dict(v) for k, v in tally.statuses.items()},
             "uploads": len(tally.uploads), "server_errors": tally.server_errors,
-            "problems": every, "mail_pending": state["pending"], "log_errors": log_errors}
+            "problems": every, "mail_pending": state["pending"], "mail_failed": state["failed"],
+            "mail_sent": state["sent"], "mail_at_sink": world.sink.count,
+            "late_codes": len(tally.late), "log_errors": log_errors,
+            **({"fault_summary": faults} if faults is not None else {})}
 
 
 # --- the databases --------------------------------------------------------------------------
@@ -521,6 +824,7 @@ class Options:
     projects: int = 4
     seed: int = 7
     json: str = ""
+    faults: bool = False
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -530,25 +834,36 @@ def run(options: Options) -> dict[str, Any]:
         env = {"RELATCH_PROXY_COUNT": "1", "RELATCH_EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}"}
         if options.redis:
             env["RELATCH_REDIS_URL"] = fresh_redis(options.redis)
-        with _database(options) as database_url:
+        with _database(options) as (database_url, private):
             if database_url:
                 env["RELATCH_DATABASE_URL"] = database_url
-            setup = (f"{options.database}{' + Redis' if options.redis else ''}, "
-                     f"{options.clients} clients")
-            return _run_server(Path(tmp), env, options, sink, setup)
+            setup = (f"{options.database}{' (a private server)' if private else ''}"
+                     f"{' + Redis' if options.redis else ''}, {options.clients} clients"
+                     f"{', with faults' if options.faults else ''}")
+            return _run_server(Path(tmp), env, options, sink, setup, private)
 
 
 @contextmanager
-def _database(options: Options) -> Iterator[str]:
-    if options.database == "postgres":
+def _database(options: Options) -> Iterator[tuple[str, Any]]:
+    """The database's URL ("" for SQLite) and, with --faults on PostgreSQL, the private
+    server it lives on (which the faults restart; the shared one must never be)."""
+    if options.database == "postgres" and options.faults:
+        from tests import private_postgres
+
+        if reason := private_postgres.available():
+            raise SystemExit(f"--faults with PostgreSQL needs a private server: {reason}; "
+                             "use --database sqlite")
+        with private_postgres.private_postgres() as server:
+            yield server.create_database(options.database_name), server
+    elif options.database == "postgres":
         with fresh_postgres(options.postgres, options.database_name) as url:
-            yield url
+            yield url, None
     else:
-        yield ""
+        yield "", None
 
 
 def _run_server(work: Path, env: dict[str, str], options: Options, sink: MailSink,
-                setup: str) -> dict[str, Any]:
+                setup: str, postgres: Any = None) -> dict[str, Any]:
     with running_server(work, **env) as server:
         base = f"http://127.0.0.1:{server.port}"
         world = seed(server, base, options.users, options.uploaders, options.projects, sink)
@@ -557,24 +872,43 @@ def _run_server(work: Path, env: dict[str, str], options: Options, sink: MailSin
         started = time.monotonic()
         threads = [threading.Thread(target=client_loop, args=(world, n, deadline, options.seed))
                    for n in range(options.clients)]
+        faults = (Faults(server, sink, postgres, started, options.duration)
+                  if options.faults else None)
         for thread in threads:
             thread.start()
+        if faults is not None:
+            faults.start()
         for thread in threads:
             thread.join()
         seconds = time.monotonic() - started
-        state = wait_for_mail(server, timeout=120)
+        if faults is not None:
+            faults.join()  # a short run's SMTP outage outlasts the load
+        drain_from = time.monotonic()
+        state = wait_for_mail(server, timeout=MAIL_DRAIN_FAULTS if faults else MAIL_DRAIN)
+        drained = round(time.monotonic() - drain_from)
         problems = verify_uploads(world, state)
         if state["pending"]:
-            problems.append(f"{state['pending']} mail(s) still pending after the load")
-        log = server.output()
-        log_errors = log.count("Traceback")
+            problems.append(f"{state['pending']} mail(s) still pending {drained} s after the load")
+        if state["failed"]:
+            problems.append(f"{state['failed']} mail(s) given up")
+        log_bytes = server.log.read_bytes()
+        judged, summary = judge(world, faults, log_bytes)
+        problems = judged + problems
+        log_errors = summary["tracebacks_outside"]
         if log_errors:
-            print_tracebacks(log)
+            print_tracebacks(outside_log(log_bytes, faults))
         kept = Path(tempfile.gettempdir()) / f"relatch-load-{os.getpid()}.log"
-        kept.write_text(log)
+        kept.write_bytes(log_bytes)
         print(f"server log: {kept}")
-        result = report(world, idle, seconds, problems, state, log_errors, setup)
-    result["ok"] = not result["problems"] and not result["server_errors"] and not log_errors
+        if faults is not None:
+            summary["mail_drain_s"] = drained
+        result = report(world, idle, seconds, problems, state, log_bytes.count(b"Traceback"),
+                        setup, summary if faults is not None else None)
+    # With faults, the 5xx inside the database outage are counted apart (and are no failure).
+    result["server_errors_outside"] = (summary["server_errors_outside"] if faults is not None
+                                       else result["server_errors"])
+    result["ok"] = (not result["problems"] and not result["server_errors_outside"]
+                    and not log_errors)
     print("OK: no server error, nothing lost" if result["ok"] else "FAIL")
     return result
 
@@ -602,11 +936,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"Redis URL (default {DEFAULT_REDIS} with postgres, none with "
                              "sqlite); 'none' for none")
     parser.add_argument("--json", default="", help="also write the result to this file")
+    parser.add_argument("--faults", action="store_true",
+                        help="kill the worker, restart the database (PostgreSQL: a private "
+                             "server) and stop the SMTP sink during the load")
     args = parser.parse_args(argv)
     redis_url = args.redis or (DEFAULT_REDIS if args.database == "postgres" else "none")
     options = Options(duration=args.duration, clients=args.clients, database=args.database,
                       postgres=args.postgres.rstrip("/"), database_name=args.database_name,
-                      redis=None if redis_url == "none" else redis_url, json=args.json)
+                      redis=None if redis_url == "none" else redis_url, json=args.json,
+                      faults=args.faults)
     result = run(options)
     if options.json:
         Path(options.json).write_text(json.dumps(result, indent=2))
