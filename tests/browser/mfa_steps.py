@@ -144,6 +144,12 @@ def add_security_key(visitor: Visitor, name: str) -> None:
     visitor.see("Security keys")
 
 
+def use_another_method(visitor: Visitor, name: str) -> None:
+    """On the second step, which shows one method: the link to another of the account's."""
+    visitor.page.get_by_role("link", name=re.compile(re.escape(name))).click()
+    visitor.see("Confirm it is you")
+
+
 def use_security_key(visitor: Visitor) -> None:
     """On a page that offers the account's factors: the security key's button."""
     visitor.page.get_by_role("button", name="Use your security key").click()

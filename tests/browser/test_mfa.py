@@ -6,6 +6,7 @@ with it again. ASVS 6.5 (general MFA), 6.6 (out-of-band: the new-device mail), 7
 NIST SP 800-63B-4 N2 (recovery codes), N22 (each code once).
 """
 
+import re
 from collections.abc import Callable
 
 from playwright.sync_api import expect
@@ -22,9 +23,11 @@ from tests.browser.mfa_steps import (
     make_recovery_codes,
     move_keys,
     open_two_step_page,
+    read_totp_secret,
     reauthenticate_with_password,
     save_recovery_codes,
     sign_out,
+    use_another_method,
     use_security_key,
     wrong_totp_code,
 )
@@ -153,6 +156,7 @@ def test_recovery_codes_are_shown_once_and_each_signs_in_once(
     phone = make_visitor()
     phone.sign_in("rosa", PASSWORD)
     phone.see("Confirm it is you")
+    use_another_method(phone, "Use a recovery code")  # the key's form comes first
     phone.page.get_by_role("textbox", name="Recovery code").fill(codes[3])
     phone.press("Sign in with a recovery code")
     confirm_new_device(phone, address)
@@ -162,6 +166,7 @@ def test_recovery_codes_are_shown_once_and_each_signs_in_once(
     sign_out(phone)
     phone.sign_in("rosa", PASSWORD)
     phone.see("Confirm it is you")
+    use_another_method(phone, "Use a recovery code")  # a code is never the remembered method
     code_field = phone.page.get_by_role("textbox", name="Recovery code")
     code_field.fill(codes[3])
     phone.press("Sign in with a recovery code")
@@ -174,3 +179,61 @@ def test_recovery_codes_are_shown_once_and_each_signs_in_once(
     phone.press("Sign in with a recovery code")
     phone.see("You used a recovery code: make a new set now")
     expect(phone.page.get_by_role("main")).to_contain_text("You have 6 unused codes left.")
+
+
+def test_an_invited_maintainer_sets_up_an_app_and_lands_on_the_invitation(
+    make_visitor: Callable[[], Visitor], live: Live
+) -> None:
+    """Issue 19. The invitation mail says a factor comes first and links to setting one up;
+    after the saved codes and the app, the invitee is back on the invitation. Signing in again
+    shows the app's form alone, with the keyboard in its code field."""
+    live.create_user("olu", PASSWORD)
+    address = live.create_user("ines", PASSWORD)
+    invite_in_shell(live, owner="olu", project="tidy-tables", invitee="ines")
+    assert "Accepting needs two-step sign-in first" in live.mail_text(address, "invited you")
+    visitor = make_visitor()
+    visitor.page.goto(live.link(address, r"/account/two-factor/\?next="))
+    visitor.see("Sign in")
+    visitor.page.get_by_label("Username or email").fill("ines")
+    visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
+    visitor.press("Sign in")
+    visitor.see("Two-step sign-in")
+    visitor.page.get_by_role("link", name="Set up an authenticator app").click()
+    save_recovery_codes(visitor)
+    visitor.see("Set up an authenticator app")
+    secret = read_totp_secret(visitor)
+    enrolled_with = totp_now(secret)
+    visitor.fill_form(Code_from_the_app=enrolled_with)
+    visitor.press("Confirm and turn on")
+    visitor.see("Invitations to projects")
+    expect(visitor.page.get_by_role("status").first).to_contain_text("Authenticator app added")
+    expect(visitor.page.get_by_role("main")).to_contain_text("tidy-tables")
+
+    sign_out(visitor)
+    visitor.sign_in("ines", PASSWORD)
+    visitor.see("Confirm it is you")
+    expect(visitor.page.get_by_label("Code from your authenticator app")).to_be_focused()
+    for other in ("Use your security key", "Sign in with a recovery code"):
+        expect(visitor.page.get_by_role("button", name=other)).to_have_count(0)
+    expect(visitor.page.get_by_role("link", name=re.compile("Use a recovery code"))).to_be_visible()
+    visitor.page.keyboard.type(totp_now(secret, after=enrolled_with))
+    visitor.press("Sign in with the app code")
+    visitor.see(ACCOUNT)
+
+
+def invite_in_shell(live: Live, *, owner: str, project: str, invitee: str) -> None:
+    """``owner``'s new project and its invitation to ``invitee``, through the invite service
+    (as the project page's form does), so the real invitation mail is sent."""
+    code = (
+        "from relatch.accounts.models import User; "
+        "from relatch.index.models import Project, Role; "
+        "from relatch.index.names import normalize_project_name; "
+        "from relatch.index.manage.services import invite; "
+        f"o = User.objects.get(username={owner!r}); "
+        f"p = Project.objects.create(name={project!r}, "
+        f"normalized_name=normalize_project_name({project!r})); "
+        "Role.objects.create(project=p, user=o, kind='owner'); "
+        f"invite(request=None, inviter=o, project=p, username={invitee!r}, kind='maintainer')"
+    )
+    done = live.server.relatch("shell", "-c", code)
+    assert done.returncode == 0, done.stderr

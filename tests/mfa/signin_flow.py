@@ -151,5 +151,6 @@ def options_on(response: Any) -> dict[str, Any]:
 
 
 def key_answer(client: Client, key: SoftAuthenticator) -> str:
-    """What webauthn.js posts after the key answered the second-step page's options."""
-    return key.authenticate(options_on(client.get(SECOND_STEP)))
+    """What webauthn.js posts after the key answered the second-step page's options (the key's
+    form asked for: the page shows one method at a time)."""
+    return key.authenticate(options_on(client.get(f"{SECOND_STEP}?method=webauthn")))

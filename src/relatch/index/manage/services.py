@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from relatch.accounts import ratelimit
@@ -22,7 +23,9 @@ from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.index.models import Project, Role, RoleInvitation
+from relatch.mfa.policy import has_second_factor
 from relatch.notify.services import send_mail
+from relatch.web.next_url import with_next
 from relatch.web.refusals import Refusal
 
 # Each invitation mails another person: a stolen session must not become a mail cannon.
@@ -146,9 +149,22 @@ def invite(
         user=inviter, kind=EventKind.ROLE_INVITATION_SENT, request=request, details=details
     )
     tell(users=[invitee], template="role_invited", actor=inviter, context={
-        **details, "days": settings.ROLE_INVITATION_DAYS,
+        **details, "days": settings.ROLE_INVITATION_DAYS, **_what_accepting_needs(invitee),
     })
     return invitation
+
+
+def _what_accepting_needs(invitee: User) -> dict[str, Any]:
+    """Every member manages the project, which needs a second factor: an invitee without one
+    is told so in the mail, with the set-up page that comes back to the invitations."""
+    if has_second_factor(invitee):
+        return {"needs_factor": False}
+    invitations = reverse("manage:invitations")
+    return {
+        "needs_factor": True,
+        "invitations_path": invitations,
+        "setup_path": with_next(reverse("mfa:overview"), invitations),
+    }
 
 
 def _invitation_details(invitation: RoleInvitation) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from relatch.accounts.current import signed_in_user
@@ -27,16 +28,35 @@ View = Callable[..., HttpResponse]
 
 
 def _second_factor_required(view: View) -> View:
+    """Every owner's page needs a second factor; without one, a page that links to setting one
+    up and comes back here afterwards (issue 19: the wall returns to the task)."""
+
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             require_second_factor(user=signed_in_user(request), action="Managing projects")
         except SecondFactorRequiredError as refusal:
-            return render(request, "index/manage/needs_second_factor.html",
-                          {"reason": refusal.message}, status=403)
+            return render(request, "index/manage/needs_second_factor.html", {
+                "reason": refusal.message, "next": _task_page(request),
+            }, status=403)
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+_ANSWERS = {"accept_invitation", "decline_invitation"}
+
+
+def _task_page(request: HttpRequest) -> str:
+    """The page to come back to: this one, or for a form sent, a page that shows its form
+    again. The project actions' URLs do, opened by GET (``_post_from_page``); the answers to
+    an invitation are POST only, so their page is the invitations list."""
+    if request.method == "GET":
+        return request.get_full_path()
+    match = request.resolver_match
+    if match is not None and match.url_name in _ANSWERS:
+        return reverse("manage:invitations")
+    return request.path
 
 
 def _post_from_page(view: View) -> View:
@@ -78,11 +98,15 @@ def _project_page(
     request: HttpRequest, project: Project, role: Role, *, error: str = "", status: int = 200,
     invite_form: InviteForm | None = None,
 ) -> HttpResponse:
+    members = queries.members_of(project=project)
+    is_owner = role.kind == Role.Kind.OWNER
     return render(request, "index/manage/project.html", {
         "project": project,
         "my_role": role,
-        "is_owner": role.kind == Role.Kind.OWNER,
-        "members": queries.members_of(project=project),
+        "is_owner": is_owner,
+        # Leave is not offered to the last owner: leave_project would refuse it anyway.
+        "is_last_owner": is_owner and sum(m.kind == Role.Kind.OWNER for m in members) == 1,
+        "members": members,
         "invitations": queries.pending_invitations_to(project=project),
         "releases": queries.releases_of(project=project),
         "invite_form": invite_form or InviteForm(),

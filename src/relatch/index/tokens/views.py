@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -101,7 +102,8 @@ def _form_page(
 
 
 def _needs_factor(request: HttpRequest, message: str) -> HttpResponse:
-    context = {"message": message}
+    # Set up a factor, then back to the new-token form (GET: nothing is sent twice).
+    context = {"message": message, "next": reverse("tokens:create")}
     return render(request, f"{_TEMPLATES}/needs_factor.html", context, status=403)
 
 

@@ -18,6 +18,7 @@ from relatch.mfa.models import TotpDevice
 from relatch.mfa.policy import has_second_factor, refusal_to_remove_factor
 from relatch.mfa.totp import primitive, services
 from relatch.mfa.totp.forms import TotpCodeForm
+from relatch.web.next_url import requested_next, with_next
 
 ENROL_TEMPLATE = "mfa/totp/enrol.html"
 MANAGE_TEMPLATE = "mfa/totp/manage.html"
@@ -31,13 +32,14 @@ EXPIRED = (
 
 def _codes_first(request: HttpRequest, user: User) -> HttpResponse | None:
     """Before a FIRST second factor, the user must have saved recovery codes (issue 3 §3):
-    a lost phone must not become a locked account."""
+    a lost phone must not become a locked account. The codes page comes back here, still
+    carrying the task (``next``) that sent the user to set up a factor."""
     if has_second_factor(user):
         return None
     # Imported here: the recovery-codes package is its own area and imports the policy.
     from relatch.mfa.recovery_codes.services import saved_codes_required
 
-    return saved_codes_required(request, reverse("totp:setup"))
+    return saved_codes_required(request, with_next(reverse("totp:setup"), requested_next(request)))
 
 
 def _just_enrolled(user: User) -> bool:
@@ -64,6 +66,7 @@ def _enrol_page(
         "account_name": user.username,
         "minutes_left": max(1, pending.expires_in // 60),
         "replacing": TotpDevice.objects.filter(user=user).exists(),
+        "next": requested_next(request),
     }
     return render(request, ENROL_TEMPLATE, context, status=status)
 
@@ -121,7 +124,8 @@ def confirm(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, "Authenticator app added. From now on, signing in asks for a code from it."
     )
-    return redirect("totp:setup")
+    # Back to the task a two-step wall stopped (a local path only: no open redirect).
+    return redirect(requested_next(request) or "totp:setup")
 
 
 @require_POST

@@ -20,6 +20,7 @@ from relatch.mfa.webauthn.forms import AddKeyForm, RenameKeyForm
 from relatch.mfa.webauthn.queries import keys_of
 from relatch.mfa.webauthn.relying_party import rp_id_is_ip_address, rp_origin
 from relatch.mfa.webauthn.services import WebAuthnError
+from relatch.web.next_url import requested_next, with_next
 
 LIST_TEMPLATE = "mfa/webauthn/list.html"
 ADD_TEMPLATE = "mfa/webauthn/add.html"
@@ -55,6 +56,7 @@ def _add_page(request: HttpRequest, form: AddKeyForm, *, status: int = 200) -> H
         "options": options,
         "rp_is_ip": rp_id_is_ip_address(),
         "origin": rp_origin(),
+        "next": requested_next(request),
     }
     return render(request, ADD_TEMPLATE, context, status=status)
 
@@ -67,7 +69,10 @@ def _saved_codes_gate(request: HttpRequest, user: User) -> HttpResponse | None:
     # to load.
     from relatch.mfa.recovery_codes.services import saved_codes_required
 
-    return saved_codes_required(request, reverse("webauthn:add"))
+    # The codes page comes back here with the task (``next``) that asked for a factor.
+    return saved_codes_required(
+        request, with_next(reverse("webauthn:add"), requested_next(request))
+    )
 
 
 @never_cache
@@ -95,7 +100,8 @@ def add(request: HttpRequest) -> HttpResponse:
         return _add_page(request, form, status=_status(refusal))
     passkey = " It can also sign you in without a password." if key.discoverable else ""
     messages.success(request, f"Added the security key “{key.label}”.{passkey}")
-    return redirect("webauthn:list")
+    # Back to the task a two-step wall stopped (a local path only: no open redirect).
+    return redirect(requested_next(request) or "webauthn:list")
 
 
 @require_POST

@@ -13,8 +13,10 @@ from typing import Any
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 View = Callable[..., HttpResponse]
+_QUEUE = "staffmail:queue"
 
 
 class _SecondFactor:
@@ -51,7 +53,10 @@ def staff_only(view: View) -> View:
         if not _is_staff(request):
             raise Http404("No such page.")
         if not has_second_factor(request.user):
-            return render(request, "notify/staff/needs_second_factor.html", status=403)
+            # Set up a factor, then back to this page (its forms are sent again from it).
+            next_url = request.get_full_path() if request.method == "GET" else reverse(_QUEUE)
+            context = {"next": next_url}
+            return render(request, "notify/staff/needs_second_factor.html", context, status=403)
         return view(request, *args, **kwargs)
 
     return wrapper

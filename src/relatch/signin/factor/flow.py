@@ -54,8 +54,9 @@ def refused(message: str, status: int = 200) -> StepOutcome:
 
 @dataclass(frozen=True)
 class FactorActions:
-    """The URL names the security-key, app-code and recovery-code forms post to."""
+    """The URL names of the step's page and of the forms its three factors post to."""
 
+    page: str
     key: str
     app: str
     code: str

@@ -10,6 +10,7 @@ buttons ("Sign in", "Confirm").
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -24,6 +25,7 @@ from relatch.audit.models import Factor
 from relatch.mfa.forms import AppCodeForm, RecoveryCodeForm, SecurityKeyForm
 from relatch.mfa.queries import factor_summary
 from relatch.mfa.webauthn.services import authentication_options
+from relatch.signin.factor import methods
 from relatch.signin.factor.flow import FactorActions, FactorFlow, StepOutcome
 from relatch.signin.factor.session import Pending
 from relatch.signin.factor.step import answer_factor
@@ -73,7 +75,9 @@ def show_step[P: Pending](request: HttpRequest, *, flow: FactorFlow[P]) -> HttpR
     if pending is None or not flow.offers_factors(pending):
         # Its factors were removed meanwhile: the password page alone will do.
         return restart(request, flow=flow)
-    return _page(request, flow, pending)
+    # ?method= picks another of the account's factors ("Use another method"); anything else
+    # is ignored and the usual one is shown.
+    return _page(request, flow, pending, method=request.GET.get("method", ""))
 
 
 def answer_step[P: Pending](
@@ -107,27 +111,51 @@ def factor_choices(
     user: User,
     *,
     actions: FactorActions,
+    method: str = "",
     app_form: AppCodeForm | None = None,
     code_form: RecoveryCodeForm | None = None,
 ) -> dict[str, object]:
-    """The template context of the factor forms ``user`` can use.
+    """The template context of the one factor form shown (``methods.chosen``: ``method`` if
+    the account has it) and the links to the others.
 
-    With a security key on the account, this issues a new challenge for that account's keys
-    (the previous one of this session stops working: one live request per browser).
+    With the security key shown, this issues a new challenge for that account's keys (the
+    previous one of this session stops working: one live request per browser).
     """
     summary = factor_summary(user=user)
+    offers = methods.offered(summary)
+    shown = methods.chosen(user=user, offers=offers, asked=method)
+    app_form = app_form or AppCodeForm(auto_id=_APP_ID)
+    code_form = code_form or RecoveryCodeForm(auto_id=_CODE_ID)
+    # The shown code field has the keyboard: no Tab through links to reach it.
+    if shown in (Factor.TOTP, Factor.RECOVERY_CODE):
+        _focus(app_form if shown == Factor.TOTP else code_form)
+    page = reverse(actions.page)
     return {
         "summary": summary,
+        "shown": shown,
+        "others": [
+            {"method": factor, "url": f"{page}?{urlencode({'method': factor})}"}
+            for factor in offers
+            if factor != shown
+        ],
         "codes_left": summary.codes.unused if summary.codes else 0,
         "webauthn_options": authentication_options(request=request, user=user)
-        if summary.keys
+        if shown == Factor.WEBAUTHN
         else None,
-        "app_form": app_form or AppCodeForm(auto_id=_APP_ID),
-        "code_form": code_form or RecoveryCodeForm(auto_id=_CODE_ID),
+        "app_form": app_form,
+        "code_form": code_form,
         "actions": FactorActions(
-            key=reverse(actions.key), app=reverse(actions.app), code=reverse(actions.code)
+            page=page,
+            key=reverse(actions.key),
+            app=reverse(actions.app),
+            code=reverse(actions.code),
         ),
     }
+
+
+def _focus(form: forms.Form) -> None:
+    # The form's own copy of the field and widget: other pages using the form are unchanged.
+    form.fields["code"].widget.attrs["autofocus"] = True
 
 
 def _answer_form(factor: Factor, data: QueryDict) -> forms.Form:
@@ -147,7 +175,14 @@ def _refused[P: Pending](
 ) -> HttpResponse:
     """A wrong answer, or one a limit refused: the page again, saying why."""
     if isinstance(form, SecurityKeyForm):
-        return _page(request, flow, pending, error=outcome.message, status=outcome.status)
+        return _page(
+            request,
+            flow,
+            pending,
+            error=outcome.message,
+            status=outcome.status,
+            method=Factor.WEBAUTHN,
+        )
     form.add_error("code", outcome.message)  # at the field, which gets the focus
     return _page(request, flow, pending, form=form, status=outcome.status)
 
@@ -158,7 +193,7 @@ def _invalid[P: Pending](
     """Not an answer at all (empty, too long, malformed): nothing was checked or counted."""
     if isinstance(form, SecurityKeyForm):
         error = " ".join(str(e) for e in form.errors.get("credential", []))
-        return _page(request, flow, pending, error=error, status=400)
+        return _page(request, flow, pending, error=error, status=400, method=Factor.WEBAUTHN)
     return _page(request, flow, pending, form=form, status=400)
 
 
@@ -170,11 +205,13 @@ def _page[P: Pending](
     error: str = "",
     status: int = 200,
     form: forms.Form | None = None,
+    method: str = "",
 ) -> HttpResponse:
     choices = factor_choices(
         request,
         pending.user,
         actions=flow.actions,
+        method=method or _method_of(form),
         app_form=form if isinstance(form, AppCodeForm) else None,
         code_form=form if isinstance(form, RecoveryCodeForm) else None,
     )
@@ -185,6 +222,15 @@ def _page[P: Pending](
         "expires_at": pending.expires_at,
     }
     return render(request, flow.template, context, status=status)
+
+
+def _method_of(form: forms.Form | None) -> str:
+    """The factor of a form sent back with its error: the page shows that form again."""
+    if isinstance(form, AppCodeForm):
+        return Factor.TOTP
+    if isinstance(form, RecoveryCodeForm):
+        return Factor.RECOVERY_CODE
+    return ""
 
 
 def _tell(request: HttpRequest, outcome: StepOutcome) -> None:

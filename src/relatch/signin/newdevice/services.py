@@ -56,7 +56,10 @@ class SignInFlow:
     failure_kind = EventKind.SIGNIN_FAILED
     template = "signin/newdevice/second_step.html"
     actions = FactorActions(
-        key="newdevice:security_key", app="newdevice:app_code", code="newdevice:recovery_code"
+        page="newdevice:second_step",
+        key="newdevice:security_key",
+        app="newdevice:app_code",
+        code="newdevice:recovery_code",
     )
     restart_message = "Your sign-in expired or was not started. Enter your password again."
 

@@ -45,6 +45,8 @@ def check_mail(request: HttpRequest) -> HttpResponse:
         "address_count": len(verified_addresses(partial.user)),
         "factor_label": factor_label(partial.passed_factor),
         "is_code": partial.passed_factor == Factor.RECOVERY_CODE,
+        # Where the confirmed link finishes (``confirm``): a recovery code goes to new codes.
+        "goes_on_to_next": bool(partial.next_url) and partial.passed_factor != Factor.RECOVERY_CODE,
         "link_expires_at": held.expires_at if held else None,
         "can_recover": partial.passed_factor in selfservice.STARTING_FACTORS,
         "wait_hours": _wait_hours(),

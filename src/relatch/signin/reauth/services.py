@@ -93,6 +93,7 @@ class ReauthFlow:
     failure_kind = EventKind.REAUTH_FAILED
     template = "signin/reauth/factor_step.html"
     actions = FactorActions(
+        page="signin:reauthenticate_factor",
         key="signin:reauthenticate_key",
         app="signin:reauthenticate_app",
         code="signin:reauthenticate_code",
