@@ -2,9 +2,11 @@ from django.urls import include, path
 
 from relatch.accounts.emails.hooks import bounce_hook
 from relatch.index.pages import views as index_pages
+from relatch.web import views as web_pages
 
 urlpatterns = [
     path("", index_pages.home, name="home"),
+    path("conduct/", web_pages.conduct, name="conduct"),
     path("account/", include("relatch.accounts.urls")),
     path("account/", include("relatch.signin.urls")),
     path("account/two-factor/", include("relatch.mfa.urls")),

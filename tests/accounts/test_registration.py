@@ -1,6 +1,7 @@
 """Registration (issue 2, point 4): PyPI's username rules, NIST passwords, a honeypot, a rate
 limit, and a registered address that is never revealed."""
 
+import re
 from typing import Any, ClassVar
 
 import pytest
@@ -8,8 +9,11 @@ from django.contrib.auth.hashers import identify_hasher
 from django.test import Client
 from django.urls import reverse
 
-from relatch.accounts.models import Email, User
-from relatch.audit.models import EventKind, SecurityEvent
+from relatch.accounts.devices import cookie_name
+from relatch.accounts.emails.services import normalize_address
+from relatch.accounts.models import Email, User, UserSession
+from relatch.accounts.sessions.services import session_digest
+from relatch.audit.models import EventKind, Factor, SecurityEvent
 from tests.conftest import PASSWORD, CommittingClient, sign_in
 from tests.hashers import FastArgon2idHasher
 
@@ -68,12 +72,12 @@ def test_signed_in_visitor_is_sent_to_their_account(client, user):
 
 
 def test_registration_mails_a_link_that_verifies_the_address(client, mail):
-    """ASVS 6.4.1: the activation link is single use; registration does not sign anyone in."""
+    """ASVS 6.4.1: the activation link is single use; the registrant is signed in meanwhile
+    (test_registering_signs_in_as_a_password_sign_in_does)."""
     response = client.post(register_url(), form())
     assert response.status_code == 302
     assert response["Location"] == check_mail_url()
     assert "Check your mail" in client.get(check_mail_url()).content.decode()
-    assert "_auth_user_id" not in client.session
 
     user = User.objects.get(username="bob")
     assert user.name == "Bob Builder"
@@ -98,11 +102,12 @@ def test_registration_mails_a_link_that_verifies_the_address(client, mail):
 
     done = client.post(link)
     assert done.status_code == 302
-    assert done["Location"] == reverse("emails:verified")
+    assert done["Location"] == reverse("emails:manage")
     email.refresh_from_db()
     assert email.verified and email.verified_at is not None and email.primary
     assert SecurityEvent.objects.filter(user=user, kind=EventKind.EMAIL_VERIFIED).count() == 1
-    assert "_auth_user_id" not in client.session
+    # Verified, the signed-in account opens.
+    assert client.get(reverse("account:overview")).status_code == 200
 
 
 def test_name_is_optional(client):
@@ -225,8 +230,9 @@ def test_honeypot_shows_the_same_page_and_creates_nothing(client, mail):
 
 
 def test_rate_limit_per_ip_stops_the_eleventh_account(client, mail, make_client):
-    for n in range(10):
-        response = client.post(register_url(), form(username=f"bot{n}", email=f"b{n}@example.net"))
+    for n in range(10):  # a browser each: a registration signs its browser in
+        response = make_client().post(register_url(),
+                                      form(username=f"bot{n}", email=f"b{n}@example.net"))
         assert response.status_code == 302
     response = client.post(register_url(), form(username="bot10", email="b10@example.net"))
     assert response.status_code == 429
@@ -250,17 +256,25 @@ def test_missing_csrf_token_is_refused(mail):
     assert_nothing_created(mail)
 
 
-def test_double_submit_creates_one_account(client, mail):
+def test_double_submit_creates_one_account(client, make_client, mail):
     first = client.post(register_url(), form())
-    second = client.post(register_url(), form())
+    again = client.post(register_url(), form())  # signed in now: sent to the account
+    elsewhere = make_client().post(register_url(), form())
     assert first.status_code == 302
-    assert second.status_code == 400
-    assert "This username is taken" in second.content.decode()
+    assert (again.status_code, again["Location"]) == (302, reverse("account:overview"))
+    assert elsewhere.status_code == 400
+    assert "This username is taken" in elsewhere.content.decode()
     assert User.objects.filter(username="bob").count() == 1
     assert len(mail.to("bob@example.net")) == 1
 
 
 # --- registered addresses are never revealed --------------------------------------------------
+
+
+def same_page(response: Any, username: str, address: str) -> str:
+    """The page with the visitor's own name, address and CSRF token taken out."""
+    page = response.content.decode().replace(username, "USERNAME").replace(address, "ADDRESS")
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", page)
 
 
 class CountingHasher(FastArgon2idHasher):
@@ -280,7 +294,8 @@ def test_verified_address_gets_the_same_response_and_its_owner_a_warning(
     """ASVS 6.3.8 / OWASP FP1-FP2: same page, status and hashing work; the owner is told."""
     settings.PASSWORD_HASHERS = ["tests.accounts.test_registration.CountingHasher"]
     CountingHasher.calls.clear()
-    fresh = make_client().post(register_url(), form(username="newbie", email="new@example.net"))
+    fresh_client = make_client()
+    fresh = fresh_client.post(register_url(), form(username="newbie", email="new@example.net"))
     fresh_hashes = len(CountingHasher.calls)
     CountingHasher.calls.clear()
 
@@ -289,14 +304,23 @@ def test_verified_address_gets_the_same_response_and_its_owner_a_warning(
     assert (taken.status_code, taken["Location"]) == (fresh.status_code, fresh["Location"])
     assert sorted(taken.cookies) == sorted(fresh.cookies)
     assert len(CountingHasher.calls) == fresh_hashes == 1
-    assert client.get(taken["Location"]).content == make_client().get(fresh["Location"]).content
-    assert not User.objects.filter(username="mallory").exists()
-    assert Email.objects.filter(address__iexact="alice@example.org").count() == 1
+    # Both are signed in, to an account whose only address waits for its link, and see the
+    # same page but for their own name and address.
+    assert "_auth_user_id" in client.session
+    address = normalize_address(typed)
+    shown = same_page(client.get(taken["Location"]), "mallory", address)
+    assert shown == same_page(fresh_client.get(fresh["Location"]), "newbie", "new@example.net")
+    assert "Verify ADDRESS to use your account" in shown
+    mallory = User.objects.get(username="mallory")
+    copy = Email.objects.get(user=mallory)
+    assert (copy.verified, copy.primary) == (False, True)
+    assert Email.objects.get(address__iexact="alice@example.org", verified=True).user == user
 
     warning = mail.last("alice@example.org")
     assert warning["Subject"] == "Someone tried to register with your address"
-    assert "alice" in mail.text(warning)
+    assert "alice" in mail.text(warning) and "mallory" in mail.text(warning)
     assert VERIFY_PREFIX not in mail.text(warning)
+    assert len(mail.to("alice@example.org")) == 1
     event = SecurityEvent.objects.get(user=user, kind=EventKind.SIGNUP_ATTEMPT_WITH_EMAIL)
     assert event.details["attempted_username"] == "mallory"
     assert event.ip_address == "127.0.0.1"
@@ -315,10 +339,10 @@ def test_address_held_unverified_elsewhere_does_not_block_registration(client, m
     assert Email.objects.get(user=owner).verified
 
 
-def test_mail_to_one_address_is_limited_across_registrations(client, mail):
+def test_mail_to_one_address_is_limited_across_registrations(make_client, mail):
     """Registering over and over with someone's address cannot flood their inbox."""
     for n in range(6):
-        response = client.post(
+        response = make_client().post(
             register_url(),
             form(username=f"spam{n}", email="victim@example.net"),
             REMOTE_ADDR=f"192.0.2.{n + 1}",
@@ -331,12 +355,65 @@ def test_mail_to_one_address_is_limited_across_registrations(client, mail):
 def test_the_new_account_must_verify_before_anything_else(client, mail):
     """Issue 2 §5: signed in with only an unverified address, the address page is all there is."""
     client.post(register_url(), form())
-    sign_in(client, User.objects.get(username="bob"))
     response = client.get(reverse("account:overview"))
     assert response.status_code == 302
     assert response["Location"] == reverse("emails:manage")
     page = client.get(reverse("emails:manage"))
     assert "Verify your email address to use your account" in page.content.decode()
+
+
+# --- signed in at once, behind the same wall as any unverified account (issue 19) ----------
+
+
+def test_registering_signs_in_as_a_password_sign_in_does(client, mail):
+    """A listed session row for the session cookie, a SIGNIN_SUCCEEDED event with the
+    password factor, a fresh re-authentication and this browser remembered."""
+    response = client.post(register_url(), form())
+    bob = User.objects.get(username="bob")
+    assert client.session["_auth_user_id"] == str(bob.pk)
+    row = UserSession.objects.get(user=bob)
+    assert row.session_digest == session_digest(client.session.session_key)
+    event = SecurityEvent.objects.get(user=bob, kind=EventKind.SIGNIN_SUCCEEDED)
+    assert (event.factor, event.details["after"]) == (Factor.PASSWORD, "registration")
+    assert "relatch_reauth_at" in client.session
+    assert bob.known_devices.count() == 1 and not bob.known_devices.get().confirmed
+    assert cookie_name() in response.cookies
+
+
+def test_the_check_mail_page_names_the_address(client, mail):
+    client.post(register_url(), form(email="Bob@Example.NET"))
+    page = client.get(check_mail_url()).content.decode()
+    assert "Verify Bob@example.net to use your account." in page
+    assert "You are signed in as bob." in page
+    assert reverse("emails:manage") in page
+    # Not signed in (a bot through the honeypot, a bookmark): no address to name.
+    assert "Verify" not in Client().get(check_mail_url()).content.decode()
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("emails:manage", True), ("registration:check_mail", True), ("home", True),
+    ("conduct", True), ("account:overview", False), ("tokens:list", False),
+    ("tokens:create", False), ("manage:projects", False), ("mfa:overview", False),
+    ("sessions:list", False), ("passwords:change", False),
+])
+def test_a_new_account_may_do_only_what_any_unverified_one_may(client, mail, path, allowed):
+    """Signing in at registration skips nothing: until an address is verified, the address
+    page (and the public pages) are all the account reaches, as after a password sign-in."""
+    client.post(register_url(), form())
+    response = client.get(reverse(path))
+    if allowed:
+        assert response.status_code == 200
+    else:
+        assert (response.status_code, response["Location"]) == (302, reverse("emails:manage"))
+
+
+@pytest.mark.parametrize("data", [form(homepage="http://spam.example"), form(password_again="x"),
+                                  form(username="alice")])
+def test_no_account_made_means_no_one_signed_in(client, user, mail, data):
+    client.post(register_url(), data)
+    assert "_auth_user_id" not in client.session
+    assert not UserSession.objects.exists()
+    assert not SecurityEvent.objects.filter(kind=EventKind.SIGNIN_SUCCEEDED).exists()
 
 
 def test_registration_is_a_public_page():

@@ -27,6 +27,8 @@ from tests.conftest import Mailbox
 from tests.serving import running_server
 
 CHROMIUM = os.environ.get("RELATCH_CHROMIUM", "/usr/bin/chromium")
+# "dark" runs every visitor with prefers-color-scheme: dark, so axe checks the dark colours.
+COLOR_SCHEME = os.environ.get("RELATCH_COLOR_SCHEME", "light")
 # As root in a container, without a sandbox; no background traffic to a closed network.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -97,6 +99,7 @@ def make_visitor(chromium: Browser, live: Live, axe_source: str) -> Iterator[Cal
         ip = network_for_next_visitor()
         context = chromium.new_context(
             base_url=live.url, viewport=DESKTOP, extra_http_headers={"X-Forwarded-For": ip},
+            color_scheme=COLOR_SCHEME,  # type: ignore[arg-type]
         )
         visitors.append(new_visitor(context, live, axe_source, ip))
         return visitors[-1]

@@ -20,14 +20,20 @@ def test_register_verify_through_the_mail_and_sign_in(visitor: Visitor) -> None:
     visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
     visitor.page.get_by_label("Password again").fill(PASSWORD)
     visitor.press("Create the account")
-    visitor.see("Check your mail")
+    visitor.see("Check your mail")  # signed in at once, behind the unverified wall
+    main = visitor.page.get_by_role("main")
+    expect(main).to_contain_text("Verify maya@example.org to use your account")
+    expect(visitor.page.get_by_role("navigation", name="Main")).to_contain_text("maya")
 
     visitor.page.goto(visitor.live.link("maya@example.org", r"/account/emails/verify/"))
     visitor.see("Verify your address")
     visitor.press("Verify maya@example.org")
-    visitor.see("Address verified")
+    visitor.see("Email addresses")
+    expect(visitor.page.get_by_role("status").first).to_contain_text("is verified")
 
-    visitor.page.get_by_role("main").get_by_role("link", name="sign in").click()
+    visitor.press("Sign out")
+    visitor.audit()
+    visitor.goto("/account/login/")
     visitor.see("Sign in")
     visitor.page.get_by_label("Username or email address").fill("maya@example.org")
     visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)

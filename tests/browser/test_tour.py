@@ -19,6 +19,7 @@ PUBLIC = [
     ("/account/register/", "Create an account"),
     ("/account/reset/", re.compile("password", re.IGNORECASE)),
     ("/recovery/request/", "Can't sign in?"),
+    ("/conduct/", "Code of conduct"),
     ("/project/tour-pkg/", re.compile("tour-pkg")),
     ("/user/tess/", re.compile("tess")),
 ]

@@ -68,12 +68,15 @@ class Elements(HTMLParser):
         return {a["href"]: a for tag, a in self.found if tag == "a" and "href" in a}
 
 
+OUR_SCRIPTS = ("/static/relatch/forms.", "/static/relatch/copy-token.")
+
+
 def assert_nothing_runs(html: str) -> None:
     """No script element, no event-handler attribute, no script or data URL in a link or
     source: what a browser would execute from the page."""
     for tag, attrs in Elements(html).found:
-        if tag == "script" and attrs.get("src", "").startswith("/static/relatch/forms."):
-            continue  # the layout's own served script (focus on the first error), not the README's
+        if tag == "script" and attrs.get("src", "").startswith(OUR_SCRIPTS):
+            continue  # the site's own served scripts (first error, copy buttons), not the README's
         assert tag not in {"script", "iframe", "object", "embed", "svg", "style", "form"}, tag
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
@@ -113,7 +116,7 @@ def test_project_page_shows_name_latest_version_readme_links_files_and_maintaine
     html = response.content.decode()
     assert "<h1>Demo_Pkg <span class=\"project-version\">2.0</span></h1>" in html
     assert "Demonstrates pages" in html and "The old one" not in html
-    assert "<code>pip install Demo_Pkg</code>" in html
+    assert "pip install --index-url http://testserver/simple/ Demo_Pkg</code>" in html
     assert "<em>emphasis</em>" in html and "<code>code</code>" in html
     assert 'id="user-content-demo"' in html
     links = Elements(html).links()
@@ -141,9 +144,37 @@ def test_version_page_shows_that_release(client: Any, demo: Project) -> None:
     assert response.status_code == 200
     html = response.content.decode()
     assert "The old one" in html and "Old <strong>readme</strong>" in html
-    assert "pip install Demo_Pkg==1.0" in html
+    assert "pip install --index-url http://testserver/simple/ Demo_Pkg==1.0</code>" in html
+    assert "uv pip install --default-index http://testserver/simple/ Demo_Pkg==1.0</code>" in html
     assert "demo_pkg-1.0.tar.gz" in html and "demo_pkg-2.0.tar.gz" not in html
     assert "This is not the latest version" in html and 'href="/project/demo-pkg/"' in html
+
+
+@pytest.mark.parametrize(("path", "pin"), [("/project/demo-pkg/", ""),
+                                           ("/project/demo-pkg/1.0/", "==1.0")])
+def test_the_install_commands_name_this_index(client: Any, demo: Project, settings: Any,
+                                              path: str, pin: str) -> None:
+    """Copied as shown, neither command can fetch another project of the same name from PyPI;
+    the copy buttons wait hidden for the script (served, not inline: the CSP allows no other)."""
+    settings.BASE_URL = "https://pkgs.example.org"
+    html = client.get(path).content.decode()
+    assert (f'<code id="install-pip">pip install --index-url https://pkgs.example.org/simple/ '
+            f"Demo_Pkg{pin}</code>") in html
+    assert (f'<code id="install-uv">uv pip install --default-index '
+            f"https://pkgs.example.org/simple/ Demo_Pkg{pin}</code>") in html
+    assert "<code>pip install Demo_Pkg" not in html
+    buttons = [a for tag, a in Elements(html).found if tag == "button" and "data-copy-target" in a]
+    assert [b["data-copy-target"] for b in buttons] == ["install-pip", "install-uv"]
+    assert all("hidden" in b for b in buttons)
+    scripts = [a for tag, a in Elements(html).found if tag == "script"]
+    assert all(s.get("src", "").startswith(OUR_SCRIPTS) for s in scripts)
+    assert any(s["src"].startswith("/static/relatch/copy-token.") for s in scripts)
+
+
+def test_a_project_without_releases_offers_no_install_command(client: Any) -> None:
+    make_project()
+    html = client.get("/project/demo-pkg/").content.decode()
+    assert "--index-url" not in html and "copy-token" not in html
 
 
 @pytest.mark.parametrize(

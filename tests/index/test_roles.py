@@ -285,6 +285,26 @@ def test_the_last_owner_cannot_go(
     assert kinds(alice) == [] and mail.messages == []
 
 
+@pytest.mark.parametrize(("who", "bob_kind", "offered"), [
+    ("alice", "maintainer", False),  # alice is the last owner
+    ("alice", "owner", True),
+    ("bob", "maintainer", True),
+    ("bob", "owner", True),
+])
+def test_leave_is_offered_to_everyone_but_the_last_owner(
+    request: Any, bob: User, project: Project, who: str, bob_kind: str, offered: bool,
+) -> None:
+    """The page does not offer what the service refuses (test_the_last_owner_cannot_go): it
+    says what to do instead."""
+    Role.objects.create(project=project, user=bob, kind=bob_kind)
+    html = request.getfixturevalue(f"as_{who}").get(url("project", project)).content.decode()
+    assert (url("leave", project) in html) is offered
+    assert ("You are the last owner of Demo_Project, so you cannot leave it" in html) is (
+        not offered)
+    if not offered:
+        assert "make another member an owner" in html
+
+
 def test_with_two_owners_one_may_step_down(
     as_alice: CommittingClient, alice: User, bob: User, project: Project
 ) -> None:

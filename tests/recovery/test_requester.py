@@ -21,7 +21,7 @@ from relatch.recovery.models import (
 )
 from relatch.recovery.requester import links, services
 from relatch.recovery.requester.routing import Route, route
-from tests.conftest import CommittingClient
+from tests.conftest import CommittingClient, sign_in
 from tests.recovery.requests import make_request
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +101,24 @@ def test_the_page_asks_no_username_and_is_linked_from_sign_in(client):
     page = client.get(START).content.decode()
     assert 'name="username"' not in page
     assert START in client.get("/account/login/").content.decode()
+
+
+def test_the_form_links_the_code_of_conduct_it_asks_to_agree_to(client):
+    page = client.get(NEW).content.decode()
+    assert 'Staff handle requests under the <a href="/conduct/">code of conduct</a>' in page
+    assert page.index('href="/conduct/"') < page.index('name="agreed"')
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_the_code_of_conduct_is_open_to_everyone_and_in_every_footer(client, user, signed_in):
+    if signed_in:
+        sign_in(client, user)
+    response = client.get("/conduct/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<h1>Code of conduct</h1>" in page and "Ask to recover only an account" in page
+    assert '<a href="/conduct/">Code of conduct</a>' in client.get("/").content.decode()
+    assert client.post("/conduct/").status_code == 405
 
 
 def test_a_garbled_answer_is_a_clear_refusal_not_a_500(client):

@@ -1,13 +1,19 @@
-"""Creating an account from the registration form (issue 2, point 4)."""
+"""Creating an account from the registration form (issue 2, point 4), and signing its
+registrant in (issue 19)."""
 
+from django.conf import settings
+from django.contrib.auth import login as auth_login
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from relatch.accounts import ratelimit
+from relatch.accounts.devices import remember_device
 from relatch.accounts.emails.services import normalize_address, queue_verification_mail
-from relatch.accounts.models import Email, User
+from relatch.accounts.models import Email, User, UserSession
+from relatch.accounts.reauth import mark_reauthenticated
+from relatch.accounts.sessions.services import start_session
 from relatch.accounts.usernames import is_username_taken, validate_username_format
-from relatch.audit.models import EventKind
+from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 
@@ -23,29 +29,31 @@ class UsernameTakenError(Exception):
 @transaction.atomic
 def register_account(
     *, request: HttpRequest | None, username: str, name: str, email: str, password: str
-) -> User | None:
+) -> User:
     """Create an account with one unverified primary address, and mail it a verification link.
 
-    When the address is already verified on an account, nothing is created: its owner gets a
-    mail saying someone tried, and the caller shows the same page as for a real sign-up, so the
-    visitor cannot tell the two apart (ASVS 6.3.8). Returns the new user, or None then.
-    Raises UsernameTakenError. Does not sign anyone in.
+    When the address is already verified on another account, the account is made all the same
+    and its copy of the address stays unverified for good (verifying it is refused, as for an
+    added address): no link goes out, its owner gets a mail saying someone used it instead.
+    Both ways the caller signs the new account in and shows the same page, so the visitor
+    cannot tell which happened (ASVS 6.3.8). Raises UsernameTakenError.
     """
     validate_username_format(username)
     if is_username_taken(username):
         raise UsernameTakenError(username)
     email = normalize_address(email)
     owned = Email.objects.select_related("user").filter(address__iexact=email, verified=True)
-    if (existing := owned.first()) is not None:
-        _warn_owner(request=request, existing=existing, username=username, password=password)
-        return None
-    return _create_account(
-        request=request, username=username, name=name, email=email, password=password
-    )
+    existing = owned.first()
+    user = _create_account(request=request, username=username, name=name, email=email,
+                           password=password, mail_link=existing is None)
+    if existing is not None:
+        _warn_owner(request=request, existing=existing, username=username)
+    return user
 
 
 def _create_account(
-    *, request: HttpRequest | None, username: str, name: str, email: str, password: str
+    *, request: HttpRequest | None, username: str, name: str, email: str, password: str,
+    mail_link: bool,
 ) -> User:
     user = User(username=username, name=name)
     user.set_password(password)  # Argon2id (settings.PASSWORD_HASHERS)
@@ -61,17 +69,12 @@ def _create_account(
         request=request,
         details={"by": "registration", "address": email},
     )
-    if _may_mail(email):
+    if mail_link and _may_mail(email):
         queue_verification_mail(email=address, template="signup_verify")
     return user
 
 
-def _warn_owner(
-    *, request: HttpRequest | None, existing: Email, username: str, password: str
-) -> None:
-    # Hash the password anyway: the real sign-up hashes one, and the two paths must take
-    # about as long (ASVS 6.3.8, OWASP FP2).
-    User().set_password(password)
+def _warn_owner(*, request: HttpRequest | None, existing: Email, username: str) -> None:
     owner = existing.user
     record_event(
         user=owner,
@@ -83,8 +86,29 @@ def _warn_owner(
         send_mail(
             to=[existing.address],
             template="signup_existing_address",
-            context={"username": owner.username},
+            context={"username": owner.username, "attempted_username": username},
         )
+
+
+@transaction.atomic
+def sign_in_new_account(
+    *, request: HttpRequest, response: HttpResponse, user: User
+) -> UserSession:
+    """Sign in the account registered a moment ago with the password just typed, as a
+    password sign-in does (``relatch.signin.services.complete_signin``, an app this one sits
+    below): a new session id, a listed session, a fresh re-authentication, this browser
+    remembered (not confirmed) and a SIGNIN_SUCCEEDED event. The rest of complete_signin has
+    nothing to act on in a new account: no failures to forget, no waiting recovery, no earlier
+    session (registration turns signed-in visitors away). The account has no verified address,
+    so RequireVerifiedEmailMiddleware keeps it to its address page, as after any sign-in."""
+    # The only backend: the one a password sign-in goes through.
+    auth_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    row = start_session(request=request, user=user)
+    mark_reauthenticated(request)
+    remember_device(request=request, response=response, user=user)
+    record_event(user=user, kind=EventKind.SIGNIN_SUCCEEDED, request=request,
+                 factor=Factor.PASSWORD, details={"new_device": True, "after": "registration"})
+    return row
 
 
 def _may_mail(address: str) -> bool:

@@ -6,8 +6,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from relatch.accounts import ratelimit
+from relatch.accounts.emails.middleware import has_verified_email
+from relatch.accounts.models import User
 from relatch.accounts.registration.forms import HONEYPOT_FIELD, USERNAME_TAKEN, RegistrationForm
-from relatch.accounts.registration.services import UsernameTakenError, register_account
+from relatch.accounts.registration.services import (
+    UsernameTakenError,
+    register_account,
+    sign_in_new_account,
+)
 from relatch.web.client import client_ip
 
 # Per client IP: enough for a family or an office behind one address, too few for a bot farm.
@@ -42,7 +48,7 @@ def _submit(request: HttpRequest, form: RegistrationForm) -> HttpResponse:
         return render(request, FORM_TEMPLATE, {"form": form}, status=429)
     data = form.cleaned_data
     try:
-        register_account(
+        user = register_account(
             request=request,
             username=data["username"],
             name=data["name"],
@@ -52,11 +58,17 @@ def _submit(request: HttpRequest, form: RegistrationForm) -> HttpResponse:
     except UsernameTakenError:
         form.add_error("username", USERNAME_TAKEN)
         return render(request, FORM_TEMPLATE, {"form": form}, status=400)
-    return redirect("registration:check_mail")
+    response = redirect("registration:check_mail")
+    sign_in_new_account(request=request, response=response, user=user)
+    return response
 
 
 @login_not_required
 @require_GET
 def check_mail(request: HttpRequest) -> HttpResponse:
-    """The same page for every sign-up, whether or not the address already had an account."""
-    return render(request, "accounts/registration/check_mail.html")
+    """The same page for every sign-up, whether or not the address already had an account:
+    it names the address the signed-in registrant gave (the account's only one)."""
+    address = None
+    if isinstance(request.user, User) and not has_verified_email(request.user):
+        address = request.user.emails.filter(primary=True).values_list("address", flat=True).first()
+    return render(request, "accounts/registration/check_mail.html", {"address": address})

@@ -411,6 +411,17 @@ class Transition:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How a finished request ended: its last state, when, and who moved it there (the staff
+    member's name only when staff did)."""
+
+    state_label: str
+    at: datetime | None
+    by: str  # "" when no recorded move ended it
+    reason: str
+
+
+@dataclass(frozen=True)
 class Approval:
     staff: str
     created_at: datetime
@@ -458,6 +469,8 @@ class RequestDetail:
     facts: AccountFacts | None
     standing: Standing
     changes: list[Change]
+    # None while the request is open (OPEN_STATES); then the desk offers no more actions.
+    outcome: Outcome | None = None
 
 
 def request_detail(recovery: RecoveryRequest) -> RequestDetail:
@@ -466,6 +479,7 @@ def request_detail(recovery: RecoveryRequest) -> RequestDetail:
     judged = {item.proof.pk: item for item in said.judged}
     approvals = [Approval(a.staff.username, a.created_at) for a in
                  recovery.approvals.select_related("staff").order_by("created_at", "pk")]
+    transitions = [_transition(t) for t in recovery.transitions.select_related("staff")]
     return RequestDetail(
         public_id=recovery.public_id, username_claimed=recovery.username_claimed,
         account_matched=recovery.user_id is not None, contact_email=recovery.contact_email,
@@ -482,8 +496,7 @@ def request_detail(recovery: RecoveryRequest) -> RequestDetail:
         messages=[DeskMessage(m.author, str(m.get_author_display()), m.body, m.created_at,
                               m.staff.username if m.staff else "")
                   for m in recovery.messages.select_related("staff")],
-        transitions=[_transition(t) for t in recovery.transitions.select_related("staff")],
-        approvals=approvals,
+        transitions=transitions, approvals=approvals,
         verdict=PolicyVerdict(
             may_complete=said.may_complete, missing=list(said.missing),
             approvals_needed=said.approvals_needed, approvals=[a.staff for a in approvals],
@@ -491,7 +504,27 @@ def request_detail(recovery: RecoveryRequest) -> RequestDetail:
             source_labels=[item.source_label for item in said.sources]),
         weak_evidence=_weak_evidence(recovery), facts=account_facts(recovery),
         standing=standing(recovery), changes=recent_changes(recovery),
+        outcome=outcome(recovery, transitions),
     )
+
+
+def outcome(recovery: RecoveryRequest, transitions: list[Transition]) -> Outcome | None:
+    """How ``recovery`` ended, from the move into its final state; None while it is open."""
+    if recovery.state in OPEN_STATES:
+        return None
+    label = str(State(recovery.state).label)
+    ending = next((t for t in reversed(transitions) if t.to_state == recovery.state), None)
+    if ending is None:  # a row made without the workflow (an import): the dates alone
+        return Outcome(label, recovery.closed_at or recovery.updated_at, "", "")
+    return Outcome(label, ending.created_at, _by(ending), ending.reason)
+
+
+def _by(t: Transition) -> str:
+    if t.actor == RecoveryTransition.Actor.STAFF:
+        return f"staff member {t.staff}"
+    if t.actor == RecoveryTransition.Actor.SYSTEM:
+        return "Relatch, automatically"
+    return f"the {t.actor_label.lower()}"
 
 
 def _transition(t: RecoveryTransition) -> Transition:

@@ -66,10 +66,14 @@ def _locked(recovery: RecoveryRequest, staff: User, *, active: bool = True) -> R
             "This request is for your own account: another staff member must handle it."
         )
     if active and row.state not in ACTIVE:
-        raise DeskRefusedError(
-            f"This request is {State(row.state).label.lower()}; nothing more can be done on it."
-        )
+        raise DeskRefusedError(finished_message(row.state))
     return row
+
+
+def finished_message(state: str) -> str:
+    """Why a finished request takes no more actions (the desk's page and the API say it)."""
+    return (f"This request is finished ({State(state).label.lower()}): nothing more can be "
+            "done on it.")
 
 
 def _audit(row: RecoveryRequest, staff: User, action: str, reason: str,
@@ -100,8 +104,9 @@ def _reason(text: str, what: str) -> str:
 
 @transaction.atomic
 def assign(*, recovery: RecoveryRequest, staff: User, assignee: User | None) -> None:
-    """Give the request to ``assignee`` (a staff member), or to no one with None."""
-    row = _locked(recovery, staff, active=False)
+    """Give the request to ``assignee`` (a staff member), or to no one with None. A finished
+    request is no one's work any more: refused."""
+    row = _locked(recovery, staff)
     if assignee is not None:
         if not (assignee.is_active and assignee.is_staff):
             raise DeskRefusedError("Requests can only be assigned to staff members.")

@@ -140,7 +140,7 @@ def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int
         "transitions": detail.transitions, "messages_": detail.messages,
         # The policy's section is for requests that name an account.
         "verdict": detail.verdict if detail.account_matched else None,
-        "own_account": recovery.user_id == staff.pk,
+        "own_account": recovery.user_id == staff.pk, "outcome": detail.outcome,
         "wait_days": settings.RECOVERY_WAIT.days,
         "target": queries.first_answer_target(),
     })
@@ -157,9 +157,10 @@ def _form(name: str, recovery: RecoveryRequest, data: Any = None) -> forms.Form:
 Handler = Callable[[HttpRequest, RecoveryRequest, User, dict[str, Any]], str]
 
 
-def _action(form_name: str | None, handler: Handler) -> View:
+def _action(form_name: str | None, handler: Handler, *, on_account: bool = False) -> View:
     """A POST-only desk action: fresh password, valid form, then the service; a refusal is
-    shown on the detail page and changes nothing."""
+    shown on the detail page and changes nothing. Only actions ``on_account`` (the block, the
+    freeze) are taken from a finished request: the account may still need them."""
 
     @staff_only
     def view(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -167,6 +168,11 @@ def _action(form_name: str | None, handler: Handler) -> View:
         back = reverse("desk:detail", args=[recovery.public_id])
         if request.method != "POST":  # GET never changes state
             return redirect(back)
+        if not on_account and recovery.state not in services.ACTIVE:
+            # Said before the password and the form: neither could change the answer. The
+            # service refuses it again under its lock.
+            messages.error(request, services.finished_message(recovery.state))
+            return _detail_page(request, recovery, status=409)
         if not is_recently_authenticated(request):
             messages.info(request, "Confirm your password, then send the form again.")
             return redirect(reauthenticate_url(back))
@@ -252,5 +258,5 @@ deny = _action("deny_form", _deny)
 override = _action("override_form", _override)
 complete = _action("complete_form", _complete)
 resume = _action("resume_form", _resume)
-lift_block = _action("lift_form", _lift)
-unfreeze = _action("unfreeze_form", _unfreeze)
+lift_block = _action("lift_form", _lift, on_account=True)
+unfreeze = _action("unfreeze_form", _unfreeze, on_account=True)

@@ -1,9 +1,12 @@
-// Copy buttons of the new-API-token page. Loaded with <script src> (the content security policy
-// forbids inline scripts); without JavaScript the buttons stay hidden and the text can be
-// selected by hand. Each button names the element whose text it copies in data-copy-target.
+// Copy buttons: the new-API-token page and a project page's install commands. Loaded with
+// <script src> (the content security policy forbids inline scripts); without JavaScript the
+// buttons stay hidden and the text can be selected by hand. Each button names the element whose
+// text it copies in data-copy-target; #copy-status says what happened, in its data-copied text
+// when copying worked.
 (function () {
   "use strict";
   var status = document.getElementById("copy-status");
+  var copied = (status && status.getAttribute("data-copied")) || "Copied.";
 
   function say(text) { if (status) { status.textContent = text; } }
 
@@ -12,7 +15,7 @@
     if (!target) { return; }
     if (!navigator.clipboard) { say("Your browser cannot copy from here: select the text instead."); return; }
     navigator.clipboard.writeText(target.textContent.trim()).then(
-      function () { say("Copied. Store it in your password manager or CI secrets now."); },
+      function () { say(copied); },
       function () { say("Copying failed: select the text and copy it yourself."); }
     );
   }
