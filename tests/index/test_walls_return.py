@@ -1,6 +1,6 @@
 """Every two-step wall returns to the task that raised it (issue 19): the invitations, the
-owner's pages, the token form, the mail queue. The wall links to setting up a factor with
-``next``; the invitation mail says what accepting needs first."""
+owner's pages, the token form, the mail queue, the recovery desk. The wall links to setting up
+a factor with ``next``; the invitation mail says what accepting needs first."""
 
 from typing import Any
 from urllib.parse import quote
@@ -52,12 +52,21 @@ def test_the_token_list_links_back_to_the_token_form(client: CommittingClient, c
     assert setup_link(reverse("tokens:create")) in html
 
 
-def test_the_mail_queue_wall_returns_to_the_queue(client: CommittingClient, make_user: Any):
+@pytest.mark.parametrize(("method", "path", "task"), [
+    ("get", "/staff/mail/", "/staff/mail/"),
+    ("get", "/desk/?state=submitted", "/desk/?state=submitted"),
+    ("get", "/desk/users/", "/desk/users/"),
+    # A form sent to the desk comes back to the queue, where it can be found again.
+    ("post", "/desk/users/", "/desk/"),
+])
+def test_the_staff_walls_return_to_the_staff_page(
+    client: CommittingClient, make_user: Any, method: str, path: str, task: str
+) -> None:
     staff = make_user(username="sam", is_staff=True)
     sign_in(client, staff)
-    response = client.get("/staff/mail/")
+    response = getattr(client, method)(path)
     assert response.status_code == 403
-    assert setup_link("/staff/mail/") in response.content.decode()
+    assert setup_link(task) in response.content.decode()
 
 
 @pytest.fixture

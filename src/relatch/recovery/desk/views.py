@@ -64,7 +64,10 @@ def staff_only(view: View) -> View:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         staff = _staff(request)
         if not has_second_factor(staff):
-            return render(request, "recovery/desk/needs_second_factor.html", status=403)
+            # Back to this page once a factor is set up (a form sent comes back to the queue).
+            back = request.get_full_path() if request.method == "GET" else reverse("desk:queue")
+            return render(request, "recovery/desk/needs_second_factor.html", {"next": back},
+                          status=403)
         return view(request, *args, **kwargs)
 
     return wrapper
