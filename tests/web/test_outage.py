@@ -4,6 +4,7 @@ request (issue 18; bench/load.py --faults logged ~4,000 traceback lines in a 10 
 import logging
 
 import pytest
+from django.db import InterfaceError, OperationalError
 from django.test import Client, override_settings
 
 from relatch.web import outage
@@ -65,3 +66,17 @@ def test_an_outage_is_one_warning_without_traceback_and_bugs_keep_theirs(
     assert "terminating connection" in down[0].getMessage()
     bugs = [r for r in outage_log if r.exc_info and r.exc_info[0] is ZeroDivisionError]
     assert len(bugs) == 1 and bugs[0].levelno == logging.ERROR
+
+
+@pytest.mark.parametrize(("error", "outage_"), [
+    (OperationalError("connection to server at 127.0.0.1 failed: Connection refused"), True),
+    (OperationalError("database is locked"), True),
+    (InterfaceError("connection already closed"), True),
+    # A schema that does not match the code is a deployment to fix, not an outage to wait out.
+    (OperationalError("no such table: index_project"), False),
+    (ZeroDivisionError(), False),
+    (None, False),
+])
+def test_what_counts_as_the_database_not_answering(error: Exception | None,
+                                                   outage_: bool) -> None:
+    assert outage.is_database_down(error) is outage_

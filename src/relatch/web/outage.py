@@ -33,9 +33,16 @@ _PAGE = """<!doctype html>
 """
 
 
+# SQLite reports a schema that does not match the code as an OperationalError too: that is a
+# broken deployment (a migration not applied), not an outage to wait out.
+_SCHEMA_ERRORS = ("no such table", "no such column")
+
+
 def is_database_down(error: BaseException | None) -> bool:
-    """Whether ``error`` is the database not answering (refused, dropped, restarting)."""
-    return isinstance(error, DATABASE_DOWN)
+    """Whether ``error`` is the database not answering (refused, dropped, restarting, busy)."""
+    if not isinstance(error, DATABASE_DOWN):
+        return False
+    return not str(error).startswith(_SCHEMA_ERRORS)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
