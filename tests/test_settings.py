@@ -283,3 +283,21 @@ def test_an_unknown_host_header_is_refused(client, host):
     response = client.get("/", HTTP_HOST=host)
     assert response.status_code == 400
     assert "Bad request" in response.content.decode()
+
+
+def test_processes_starting_at_once_on_a_new_data_directory_agree_on_one_key(tmp_path):
+    """relatch serve and relatch migrate (or two hosts) starting together on a new data
+    directory: each made a key and one crashed on the other's file, or read it half-written.
+    Now one key wins, whole, 0600, and nothing else is left in the directory."""
+    env = relatch_env(tmp_path / "data")
+    env.pop("RELATCH_SECRET_KEY", None)
+    starts = [subprocess.Popen([sys.executable, "-c", _SETTINGS_SCRIPT, "SECRET_KEY"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(6)]
+    results = [(p.communicate(timeout=120), p.returncode) for p in starts]
+    assert all(code == 0 for _, code in results), [err for (_, err), _ in results]
+    keys = {json.loads(out)["SECRET_KEY"] for (out, _), _ in results}
+    stored = (tmp_path / "data" / "secret_key")
+    assert keys == {stored.read_text().strip()} and len(keys.pop()) >= 50
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["secret_key"]

@@ -49,10 +49,20 @@ def _secret_key() -> str:
         return path.read_text().strip()
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(50)
-    # Created 0600 so other local users cannot forge tokens signed with it.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Created 0600 so other local users cannot forge tokens signed with it; written whole to a
+    # file of this process's own, then linked into place, so two processes starting at once
+    # on a new data directory (relatch serve beside relatch migrate) agree on one key and
+    # neither reads a half-written one.
+    partial = DATA_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        key = path.read_text().strip()  # another process made it first: theirs is the key
+    finally:
+        partial.unlink()
     return key
 
 
