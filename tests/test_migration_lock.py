@@ -7,16 +7,18 @@ Django's own ``migrate`` twice at once on SQLite: 'table "accounts_user" already
 takes a lock for its whole run (``relatch.web.migration_lock``): the second waits for the
 first, then finds nothing to do.
 
-The end-to-end tests start two real ``relatch migrate`` processes at the same moment; a fresh
-migration takes seconds and a start a fraction of that, so they overlap. The unit tests take
-the lock in two threads, each with its own connection (or open file), as two processes would.
+The end-to-end tests hold the lock as a third host would, start two real ``relatch migrate``
+processes, and let go once both wait: one migrates, the other then finds nothing to do. The
+unit tests take the lock in two threads, each with its own connection (or open file), as two
+processes would.
 """
 
 import fcntl
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from django.db.utils import ConnectionHandler
 from relatch.web import migration_lock as lock_module
 from relatch.web.migration_lock import ADVISORY_KEY, migration_lock
 from tests import private_postgres
-from tests.serving import RELATCH, relatch_env
+from tests.serving import RELATCH, relatch_env, wait_for
 
 WAITING = "Another process is migrating this database; waiting"
 
@@ -40,30 +42,36 @@ def postgres_url() -> Iterator[str]:
         yield server.url
 
 
-def migrate_twice_at_once(data_dir: Path, **env: str) -> list[subprocess.CompletedProcess[str]]:
-    """Start two ``relatch migrate`` at the same moment on one database; both results."""
+def migrate_twice_while_locked(data_dir: Path, hold: Callable[[], Any], tmp: Path,
+                               **env: str) -> list[subprocess.CompletedProcess[str]]:
+    """Start two ``relatch migrate`` on one database while ``hold`` (a context manager) holds
+    its migration lock, as a third host would; release it once both say they wait. Both
+    results. Holding the lock first makes the overlap certain, whatever the machine's speed."""
     environment = relatch_env(data_dir, **env)
-    processes = [
-        subprocess.Popen([str(RELATCH), "migrate", "--no-input"], env=environment,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=120)
-        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
-    return results
+    logs = [tmp / f"migrate-{n}.err" for n in range(2)]
+    with hold():
+        processes = [
+            subprocess.Popen([str(RELATCH), "migrate", "--no-input"], env=environment,
+                             stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+            for log in logs
+        ]
+        both_wait = wait_for(lambda: all(WAITING in log.read_text() for log in logs), 120)
+    outs = [process.communicate(timeout=300)[0] for process in processes]
+    assert both_wait, [log.read_text() for log in logs]
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, log.read_text())
+            for p, out, log in zip(processes, outs, logs, strict=True)]
 
 
-def assert_one_migrated_and_one_waited(results: list[subprocess.CompletedProcess[str]]) -> None:
+def assert_one_migrated_and_the_other_found_it_done(
+    results: list[subprocess.CompletedProcess[str]],
+) -> None:
     for result in results:
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    waited = [r for r in results if WAITING in r.stderr]
-    assert len(waited) == 1, [r.stderr for r in results]
-    # The one that waited found the work done; the other did it all.
-    assert "No migrations to apply." in waited[0].stdout, waited[0].stdout
-    (first,) = [r for r in results if r is not waited[0]]
-    assert "Applying accounts.0001_initial... OK" in first.stdout, first.stdout
+    # Serialised: one did it all, the other (waiting for it) found the work done.
+    migrated = [r for r in results if "Applying accounts.0001_initial... OK" in r.stdout]
+    assert len(migrated) == 1, [r.stdout for r in results]
+    (other,) = [r for r in results if r is not migrated[0]]
+    assert "No migrations to apply." in other.stdout, other.stdout
 
 
 SELECT_EVERY_MODEL = """
@@ -90,20 +98,40 @@ def assert_schema_complete(data_dir: Path, **env: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # its databases are its own
 def test_two_migrations_at_once_on_a_fresh_sqlite_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    results = migrate_twice_at_once(data_dir)
-    assert_one_migrated_and_one_waited(results)
+    data_dir.mkdir()
+
+    @contextmanager
+    def hold() -> Iterator[None]:
+        with (data_dir / "relatch.sqlite3.migrate-lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    results = migrate_twice_while_locked(data_dir, hold, tmp_path)
+    assert_one_migrated_and_the_other_found_it_done(results)
     assert_schema_complete(data_dir)
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # its databases are its own
 def test_two_migrations_at_once_on_a_fresh_postgresql_database(
     tmp_path: Path, postgres_url: str
 ) -> None:
+    import psycopg
+
     url = fresh_database(postgres_url)
-    results = migrate_twice_at_once(tmp_path / "data", RELATCH_DATABASE_URL=url)
-    assert_one_migrated_and_one_waited(results)
+
+    @contextmanager
+    def hold() -> Iterator[None]:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_KEY])
+            yield
+
+    results = migrate_twice_while_locked(tmp_path / "data", hold, tmp_path,
+                                         RELATCH_DATABASE_URL=url)
+    assert_one_migrated_and_the_other_found_it_done(results)
     assert_schema_complete(tmp_path / "data", RELATCH_DATABASE_URL=url)
 
 
