@@ -33,7 +33,9 @@ from tests.serving import RELATCH, Server, relatch_env, running_server, wait_for
 from tests.test_end_to_end import Browser, link_in_mail, sign_in
 from tests.test_faults import shell, upload
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 PASSWORD = "ada's backup-proof passphrase"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"

@@ -21,7 +21,9 @@ from tests.conftest import Mailbox
 from tests.private_postgres import PrivatePostgres
 from tests.serving import Poller, Server, direct_children, is_running, running_server, wait_for
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 # Long enough for every process to meet the outage (the worker looks for tasks every second,
 # the poller asks for a page every 0.1 s) and to retry a few times with back-off; far shorter

@@ -27,7 +27,9 @@ from tests.signin_load import (
     tally,
 )
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 OUTAGE = 5.0  # long enough for both processes to meet it; the 25 s only costs time
 DOWN = re.compile(r"Redis at 127\.0\.0\.1:\d+ does not answer")

@@ -225,6 +225,7 @@ def raw_exchange(server: Server, data: bytes, *, until: bytes = b"", timeout: fl
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # a server on SQLite of its own
 def test_dozens_of_slow_clients_leave_normal_requests_served_and_are_closed_in_time(
     tmp_path: Path,
 ) -> None:
@@ -263,6 +264,7 @@ def test_dozens_of_slow_clients_leave_normal_requests_served_and_are_closed_in_t
 
 
 @pytest.mark.slow
+@pytest.mark.own_database  # a server on SQLite of its own
 def test_keep_alive_pipelining_continue_and_refusals_over_raw_sockets(tmp_path: Path) -> None:
     with running_server(tmp_path, RELATCH_MAX_UPLOAD_MB="1") as server:
         host = f"Host: localhost:{server.port}\r\n".encode()

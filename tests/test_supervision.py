@@ -19,7 +19,9 @@ from relatch.supervision import Backoff, Supervisor, describe_exit
 from tests.serving import is_running, running_server, wait_for
 from tests.test_faults import FILES, UPLOADER, big_wheel, shell, start_upload
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 QUICK = Backoff(first=0.05, most=0.2, steady_after=1.0)
 

@@ -31,7 +31,9 @@ from tests.signin_load import (
     tally,
 )
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 BROWSERS = 36
 WRONG_ATTEMPTS = 60

@@ -26,7 +26,9 @@ from tests.index.uploading import (
 )
 from tests.serving import running_server
 
-pytestmark = pytest.mark.slow
+# Its databases are its own (SQLite files, PostgreSQL databases it makes): the suite's
+# database does not change what it tests, so CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 PROJECT = "parallel-pkg"
 ALREADY_EXISTS = "File already exists"
