@@ -2,7 +2,7 @@
 the recovery tick, walking the accounts in bounded batches (never every user at once, and
 never an OFFSET that grows with the table)."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -64,3 +64,25 @@ def ensure_reminder_rows(user_ids: Iterable[int]) -> None:
     AccountReminders.objects.bulk_create(
         [AccountReminders(user_id=pk) for pk in user_ids], ignore_conflicts=True
     )
+
+
+def mail_due_accounts(
+    *,
+    accounts: QuerySet[User],
+    due: Callable[..., list[int]],
+    mail: Callable[..., int],
+    limit: int,
+    batch_size: int = BATCH_SIZE,
+) -> DailyPass:
+    """One daily pass: walk ``accounts`` in keyset batches, keep the ids ``due(ids=, now=)``
+    returns, and hand them to ``mail(ids, now=, limit=)``, which claims and mails them in one
+    transaction a batch and returns how many it mailed; stop at ``limit`` mails."""
+    now = timezone.now()
+    checked = sent = 0
+    for ids in id_batches(accounts, size=batch_size):
+        checked += len(ids)
+        if chosen := due(ids=ids, now=now):
+            sent += mail(chosen, now=now, limit=limit - sent)
+        if sent >= limit:
+            return DailyPass(checked=checked, sent=sent, limited=True)
+    return DailyPass(checked=checked, sent=sent)

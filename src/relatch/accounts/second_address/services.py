@@ -6,7 +6,12 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from relatch.accounts.daily import BATCH_SIZE, DailyPass, ensure_reminder_rows, id_batches
+from relatch.accounts.daily import (
+    BATCH_SIZE,
+    DailyPass,
+    ensure_reminder_rows,
+    mail_due_accounts,
+)
 from relatch.accounts.models import AccountReminders, User
 from relatch.accounts.notices import verified_addresses
 from relatch.accounts.second_address.queries import (
@@ -40,15 +45,8 @@ def remind_second_address(
     reminded, not dismissed), walking the accounts in keyset batches by id, one transaction a
     batch. Run twice, the second pass sends nothing: each account is claimed by moving its
     ``second_address_reminded_at`` in the same transaction that queues its mail."""
-    now = timezone.now()
-    checked = sent = 0
-    for ids in id_batches(accounts_in_scope(), size=batch_size):
-        checked += len(ids)
-        if due := due_for_reminder(ids=ids, now=now):
-            sent += _remind(due, now=now, limit=limit - sent)
-        if sent >= limit:
-            return DailyPass(checked=checked, sent=sent, limited=True)
-    return DailyPass(checked=checked, sent=sent)
+    return mail_due_accounts(accounts=accounts_in_scope(), due=due_for_reminder, mail=_remind,
+                             limit=limit, batch_size=batch_size)
 
 
 @transaction.atomic

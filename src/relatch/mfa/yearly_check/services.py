@@ -7,7 +7,12 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from relatch.accounts.daily import BATCH_SIZE, DailyPass, ensure_reminder_rows, id_batches
+from relatch.accounts.daily import (
+    BATCH_SIZE,
+    DailyPass,
+    ensure_reminder_rows,
+    mail_due_accounts,
+)
 from relatch.accounts.models import AccountReminders, User
 from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind
@@ -46,15 +51,8 @@ def ask_due_accounts(*, limit: int = DAILY_LIMIT, batch_size: int = BATCH_SIZE) 
     with a second factor in keyset batches by id, one transaction a batch. A second pass the
     same day sends nothing: each account is claimed by moving its ``recovery_info_asked_at``
     in the transaction that queues its mail."""
-    now = timezone.now()
-    checked = sent = 0
-    for ids in id_batches(accounts_in_scope(), size=batch_size):
-        checked += len(ids)
-        if due := due_for_check(ids=ids, now=now):
-            sent += _ask(due, now=now, limit=limit - sent)
-        if sent >= limit:
-            return DailyPass(checked=checked, sent=sent, limited=True)
-    return DailyPass(checked=checked, sent=sent)
+    return mail_due_accounts(accounts=accounts_in_scope(), due=due_for_check, mail=_ask,
+                             limit=limit, batch_size=batch_size)
 
 
 @transaction.atomic
