@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("files_dir")
 # relatch serve
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_creates_data_dir_answers_over_http_and_stops_on_sigterm(tmp_path):
     """Issue 2 §3: the embedded defaults need nothing; TERM stops the server and its children."""
@@ -69,6 +70,7 @@ def test_serve_creates_data_dir_answers_over_http_and_stops_on_sigterm(tmp_path)
         assert SECRET_TOKEN not in server.output()
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_the_worker_started_by_serve_delivers_mail_over_smtp(tmp_path, mail):
     """Issue 2 §9: mail queued by any process is sent by serve's worker to RELATCH_EMAIL_URL."""
@@ -122,6 +124,7 @@ def test_serve_warns_when_the_outbox_or_a_default_address_reaches_the_network(
     assert len(err.splitlines()) == len(warnings)
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_restarts_a_dead_worker_and_web_server_and_keeps_serving(tmp_path, mail):
     """Issue 18 §1: killing the worker stopped the whole service in 6.8 s. Now the worker
@@ -168,6 +171,7 @@ def _serve(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -188,6 +192,7 @@ def test_serve_refuses_a_bad_address_plainly(tmp_path, args, message):
     assert not (tmp_path / "data").exists()  # refused before anything was made
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_refuses_a_bad_web_worker_count(tmp_path):
     done = subprocess.run(
@@ -200,6 +205,7 @@ def test_serve_refuses_a_bad_web_worker_count(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_refuses_a_port_in_use(tmp_path):
     with socket.socket() as taken:
@@ -344,6 +350,7 @@ def test_createstaff_without_password_makes_an_account_set_up_by_reset():
     assert "/account/reset/" in out
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_createstaff_script_reads_a_piped_password(tmp_path):
     """The real console script, as a provisioning script calls it."""
@@ -362,6 +369,7 @@ def test_createstaff_script_reads_a_piped_password(tmp_path):
 # relatch demo
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_demo_works_on_a_fresh_data_directory(tmp_path):
     """An operator's first command may be ``relatch demo``, before serve ever migrated."""

@@ -104,6 +104,7 @@ def _session_cookie_set_by_middleware(request: HttpRequest):
 # https base URL
 
 
+@pytest.mark.own_database
 def test_defaults_are_for_plain_http_on_loopback_and_without_debug(tmp_path):
     values = computed(tmp_path, {}, *HTTPS_NAMES, "BASE_URL", "OUTBOX_ENABLED")
     assert values["DEBUG"] is False
@@ -115,6 +116,7 @@ def test_defaults_are_for_plain_http_on_loopback_and_without_debug(tmp_path):
     assert values["OUTBOX_ENABLED"] is True
 
 
+@pytest.mark.own_database
 def test_an_https_base_url_turns_on_secure_cookies_hsts_and_redirects(tmp_path):
     values = computed(tmp_path, {"RELATCH_BASE_URL": "https://pkg.example.org/"}, *HTTPS_NAMES)
     assert values["SESSION_COOKIE_SECURE"] is True and values["CSRF_COOKIE_SECURE"] is True
@@ -137,12 +139,14 @@ def https_settings(settings, tmp_path):
     return settings
 
 
+@pytest.mark.own_database
 def test_https_plain_http_request_is_redirected(https_settings, client):
     response = client.get("/account/", HTTP_HOST="pkg.example.org")
     assert response.status_code == 301
     assert response["Location"] == "https://pkg.example.org/account/"
 
 
+@pytest.mark.own_database
 def test_https_pages_send_hsts_and_secure_host_only_cookies(https_settings, client, user):
     sign_in(client, user)
     response = client.get("/", HTTP_HOST="pkg.example.org", secure=True)
@@ -160,6 +164,7 @@ def test_https_pages_send_hsts_and_secure_host_only_cookies(https_settings, clie
     assert not session["domain"]
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize(
     ("env", "hosts"),
     [
@@ -176,6 +181,7 @@ def test_allowed_hosts_follow_the_base_url(tmp_path, env, hosts):
     assert set(computed(tmp_path, env, "ALLOWED_HOSTS")["ALLOWED_HOSTS"]) == hosts
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize("base_url", ["ftp://pkg.example.org", "pkg.example.org", "https://"])
 def test_a_bad_base_url_stops_the_start(tmp_path, base_url):
     done = settings_for(tmp_path, {"RELATCH_BASE_URL": base_url}, "BASE_URL")
@@ -183,6 +189,7 @@ def test_a_bad_base_url_stops_the_start(tmp_path, base_url):
     assert "RELATCH_BASE_URL must be an http(s) URL" in done.stderr
 
 
+@pytest.mark.own_database
 def test_debug_is_only_on_when_asked(tmp_path):
     assert computed(tmp_path, {"RELATCH_DEBUG": "1"}, "DEBUG")["DEBUG"] is True
     assert computed(tmp_path, {"RELATCH_DEBUG": "0"}, "DEBUG")["DEBUG"] is False
@@ -192,6 +199,7 @@ def test_debug_is_only_on_when_asked(tmp_path):
 # RELATCH_EMAIL_URL
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -215,6 +223,7 @@ def test_email_url_selects_the_smtp_server(tmp_path, url, expected):
     assert values["OUTBOX_ENABLED"] is False
 
 
+@pytest.mark.own_database
 def test_without_email_url_mail_goes_to_the_outbox(tmp_path):
     values = computed(tmp_path, {}, "MAILERS", "OUTBOX_ENABLED", "OUTBOX_DIR")
     assert values["MAILERS"]["default"]["BACKEND"] == "relatch.notify.outbox.OutboxEmailBackend"
@@ -222,6 +231,7 @@ def test_without_email_url_mail_goes_to_the_outbox(tmp_path):
     assert values["OUTBOX_DIR"] == str(tmp_path / "data" / "outbox")
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize(
     "url", ["http://mail.example.org", "smtp2://mail.example.org", "mailto:ops@example.org"]
 )
@@ -285,6 +295,7 @@ def test_an_unknown_host_header_is_refused(client, host):
     assert "Bad request" in response.content.decode()
 
 
+@pytest.mark.own_database
 def test_processes_starting_at_once_on_a_new_data_directory_agree_on_one_key(tmp_path):
     """relatch serve and relatch migrate (or two hosts) starting together on a new data
     directory: each made a key and one crashed on the other's file, or read it half-written.

@@ -553,6 +553,7 @@ SHELL_STATE = ("from relatch.accounts.models import Email; "
                "print(Email.objects.get(address='grace@example.org').bounce_detail or 'none')")
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_starts_and_stops_the_bounce_listener_with_the_others(tmp_path):
     """RELATCH_BOUNCE_LISTEN set: ``relatch serve`` runs the listener as a third child,
@@ -583,6 +584,7 @@ def test_serve_starts_and_stops_the_bounce_listener_with_the_others(tmp_path):
         assert not _accepts(bounce_port)
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_serve_refuses_a_bounce_port_in_use_plainly(tmp_path):
     with socket.socket() as taken:
@@ -599,6 +601,7 @@ def test_serve_refuses_a_bounce_port_in_use_plainly(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, {"BOUNCE_LISTEN": None, "BOUNCE_DOMAIN": "index.example.org", "VERP_ENABLED": True,
           "BOUNCE_WEBHOOK_SECRET": ""}),
@@ -622,6 +625,7 @@ def test_the_bounce_settings_come_from_the_environment(tmp_path, env, expected):
     assert json.loads(done.stdout) == expected
 
 
+@pytest.mark.own_database
 @pytest.mark.parametrize("value", ["2525", "localhost", "127.0.0.1:", "127.0.0.1:0",
                                    "127.0.0.1:99999", ":2525", "127.0.0.1:smtp"])
 def test_a_bad_bounce_listen_address_is_refused_plainly(tmp_path, value):

@@ -198,6 +198,7 @@ IMPORT = ("import sys, time; from pathlib import Path; "
           "print('committed', flush=True); time.sleep(60)")
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_every_web_process_sees_a_change_another_process_commits(tmp_path: Path) -> None:
     """Two gunicorn workers keep the page while it is asked for without a pause; a change

@@ -123,6 +123,7 @@ def frozen_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
         yield index
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_twine_shows_that_the_account_is_frozen(frozen_index: Index) -> None:
     done = frozen_index.twine(build_wheel("twine-frozen", "1.0"))

@@ -141,6 +141,7 @@ def test_uploading_a_wheel_with_hostile_metadata_is_answered_400(
     nothing_changed(files_dir)
 
 
+@pytest.mark.own_database
 @pytest.mark.slow
 def test_a_real_server_answers_a_pax_bomb_with_400_and_keeps_serving(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:

@@ -55,6 +55,7 @@ def _isolated_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.own_database
 def test_pip_and_uv_install_from_the_index(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
         _load(server, tmp_path)

@@ -13,7 +13,7 @@ from tests.index.test_install import UV, _isolated_env, _venv
 from tests.index.test_twine import SETUP, Index, said
 from tests.serving import running_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 # Owner actions through the same services the management pages call.
 OWNER_ACTION = """

@@ -14,7 +14,7 @@ import pytest
 from tests.index.dists import Dist, build_sdist, build_wheel
 from tests.serving import Server, running_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 TWINE = Path(sys.executable).with_name("twine")
 

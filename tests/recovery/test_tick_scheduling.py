@@ -8,7 +8,7 @@ import pytest
 
 from tests.serving import relatch_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 RELATCH = Path(sys.executable).with_name("relatch")
 
 COUNT = (
