@@ -109,3 +109,16 @@ def test_completion_reverses_only_changes_the_detail_offers(client: Any, user: A
                     {"reverse": [added.pk]}, headers=desk)
     assert done.status_code == 200, done.content
     assert not Email.objects.filter(address="mallory@evil.example").exists()
+
+
+def test_the_api_says_how_a_finished_request_ended(client: Any, user: Any, desk: Any) -> None:
+    recovery = make_request(user, state=State.AWAITING_PROOF)
+    assert desk_detail(client, desk, recovery)["outcome"] is None
+    response = api_post(client, f"/desk/requests/{recovery.public_id}/deny",
+                        {"reason": "Not the owner"}, headers=desk)
+    assert response.status_code == 200, response.content
+    outcome = desk_detail(client, desk, recovery)["outcome"]
+    assert (outcome["state_label"], outcome["by"], outcome["reason"]) == (
+        "Denied", "staff member dana", "Not the owner")
+    recovery.refresh_from_db()
+    assert outcome["at"] is not None and recovery.closed_at is not None

@@ -291,6 +291,13 @@ class FactsOut(Schema):
     earlier_requests: list[str]
 
 
+class OutcomeOut(Schema):
+    state_label: str
+    at: datetime | None
+    by: str = Field(description='Who ended it ("" when no recorded move did).')
+    reason: str
+
+
 class RequestDetailOut(Schema):
     public_id: str
     username_claimed: str
@@ -315,6 +322,8 @@ class RequestDetailOut(Schema):
     facts: FactsOut | None
     standing: StandingOut
     changes: list[ChangeOut]
+    outcome: OutcomeOut | None = Field(
+        default=None, description="How the request ended; null while it is open.")
 
 
 class AssignIn(Schema):
