@@ -214,6 +214,9 @@ NEW_DEVICE_LINK_MAX_AGE = 10 * 60
 FACTOR_REMINDER_DAYS = _env_int("RELATCH_FACTOR_REMINDER_DAYS", 14)
 # Sensitive actions ask for the password again when the last one is older than this (ASVS 7.5.1).
 REAUTH_MAX_AGE = _env_int("RELATCH_REAUTH_MAX_AGE", 10 * 60)
+# A MaxMind DB file (GeoLite2-City.mmdb) that names the city and country of each device on the
+# devices page; unset, the page shows the device's network (relatch.accounts.sessions.places).
+GEOIP_DATABASE = os.environ.get("RELATCH_GEOIP_DATABASE", "").strip()
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 # AAL2 reauthentication limits (NIST N31): 12 h overall, idle sessions end with the browser.

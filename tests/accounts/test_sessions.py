@@ -1,4 +1,6 @@
-"""The sessions page: list, end one, end all others (issue 2 §7, ASVS 7.5.2)."""
+"""Sessions on the devices page: listed, ended one by one or all but this one (issue 2 §7,
+ASVS 7.5.2). Here browsers keep no device cookie, so each session is an entry of its own
+(test_devices_list.py has a browser and its sessions as one)."""
 
 from datetime import timedelta
 from typing import Any
@@ -65,7 +67,7 @@ def test_user_agents_are_named_for_people(agent, browser_name, system):
 
 
 def test_page_lists_every_session_newest_activity_first_and_marks_this_one(make_client, user):
-    """ASVS 7.5.2: the user sees each signed-in browser with its browser, system and IP."""
+    """ASVS 7.5.2: the user sees each signed-in browser with its browser, system and network."""
     laptop = browser(make_client, user, FIREFOX_LINUX)
     desktop = browser(make_client, user, CHROME_WINDOWS)
     UserSession.objects.filter(pk=session_of(desktop).pk).update(
@@ -75,24 +77,26 @@ def test_page_lists_every_session_newest_activity_first_and_marks_this_one(make_
     response = laptop.get(LIST)
 
     assert response.status_code == 200
-    rows = response.context["sessions"]
-    assert [(r.browser, r.system, r.is_current) for r in rows] == [
-        ("Firefox 140", "Linux", True),
-        ("Chrome 138", "Windows 10", False),
+    rows = response.context["devices"]
+    assert [(r.browser, r.system, r.is_current, r.trusted) for r in rows] == [
+        ("Firefox 140", "Linux", True, False),
+        ("Chrome 138", "Windows 10", False, False),
     ]
     page = response.content.decode()
-    assert page.count("This session") == 1
-    assert page.index("Firefox 140") < page.index("This session") < page.index("Chrome 138")
-    assert "203.0.113.9" in page
+    assert page.count("This device") == 1
+    assert page.index("Firefox on Linux") < page.index("This device") < page.index("Chrome on")
+    assert "203.0.113.0/24" in page
+    assert "2 hours ago" in page
     assert end_url(session_of(desktop)) in page
     assert end_url(session_of(laptop)) not in page  # this one is ended by signing out
-    assert "End all other sessions" in page
+    assert "sign out to end it" in page
+    assert "End all other devices" in page
 
 
 def test_a_lone_session_offers_nothing_to_end(signed_in):
     page = signed_in.get(LIST).content.decode()
-    assert "This session" in page
-    assert "End all other sessions" not in page
+    assert "This device" in page
+    assert "End all other devices" not in page
     assert "Only this browser is signed in" in page
 
 

@@ -28,7 +28,7 @@ ACCOUNT = [
     ("/account/emails/", re.compile("address", re.IGNORECASE), "Email addresses"),
     ("/account/password/", re.compile("password", re.IGNORECASE), "Password"),
     ("/account/two-factor/", "Two-step sign-in", "Two-step sign-in"),
-    ("/account/sessions/", "Sessions", "Sessions and devices"),
+    ("/account/sessions/", "Sessions and devices", "Sessions and devices"),
     ("/account/history/", "Security history", "Security history"),
     ("/account/tokens/", re.compile("token", re.IGNORECASE), "API tokens"),
     # Without a second factor the projects area asks for one first (DESIGN: publishing needs 2FA).

@@ -61,6 +61,11 @@ def device_id_from_request(request: HttpRequest) -> str | None:
     return value
 
 
+def device_cookie_set(request: HttpRequest) -> bool:
+    """Whether this request's response (re)sets the device cookie: a sign-in completed."""
+    return isinstance(getattr(request, _ISSUED_ATTR, None), str)
+
+
 def current_device_digest(request: HttpRequest) -> str | None:
     device_id = device_id_from_request(request)
     return device_digest(device_id) if device_id else None
@@ -110,13 +115,15 @@ def remember_device(
     user: User,
     confirmed: bool = False,
     known: KnownDevice | None = None,
+    method: str = "",
 ) -> KnownDevice:
     """Record that this browser signed in to ``user`` and (re)set its cookie on ``response``.
 
     The id in an existing cookie is kept (so the browser stays known to its other accounts);
     the cookie is set again so its year of validity starts over at each sign-in. ``confirmed``
     marks the device as confirmed (never unmarks it). ``known``: this browser's row, when the
-    caller already read it in this request (saves reading it again).
+    caller already read it in this request (saves reading it again). ``method``: how it signed
+    in, for the devices page.
     """
     device_id = device_id_for_response(request=request, response=response)
     digest = device_digest(device_id)
@@ -125,6 +132,7 @@ def remember_device(
         "last_seen": now,
         "ip_address": client_ip(request),
         "user_agent": client_user_agent(request),
+        "signin_method": method,
         **({"confirmed": True} if confirmed else {}),
     }
     if known is not None and _touch(known, user=user, digest=digest, seen=seen):

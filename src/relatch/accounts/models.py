@@ -13,6 +13,10 @@ from django.utils import timezone
 
 from relatch.accounts.byte_order import ByteOrder
 
+# The longest name a person can give one of their devices.
+DEVICE_NAME_MAX_LENGTH = 60
+SIGNIN_METHOD_MAX_LENGTH = 60
+
 
 class UserManager(BaseUserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> "User":
@@ -123,8 +127,13 @@ class KnownDevice(models.Model):
     user_agent = models.CharField(max_length=512, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     first_seen = models.DateTimeField(default=timezone.now)
+    # When this browser last completed a sign-in to the account (remember_device).
     last_seen = models.DateTimeField(default=timezone.now)
     confirmed = models.BooleanField(default=False)
+    # What the owner calls it on the devices page; empty: named after its browser and system.
+    name = models.CharField(max_length=DEVICE_NAME_MAX_LENGTH, blank=True)
+    # How it last signed in ("Password and app code"); empty for rows from before this field.
+    signin_method = models.CharField(max_length=SIGNIN_METHOD_MAX_LENGTH, blank=True)
 
     class Meta:
         constraints: ClassVar = [
@@ -150,6 +159,12 @@ class UserSession(models.Model):
     # its row was written after the change's clean-up (a sign-in checked against the old
     # password in the same moment). Empty for rows from before this field; those count as live.
     auth_digest = models.CharField(max_length=64, blank=True)
+    # The device digest (KnownDevice.device_digest) of the browser the session runs in, so the
+    # devices page shows a browser and its sessions as one entry. Empty: a browser without the
+    # device cookie, or a session not seen since it signed in (the tracking middleware fills it).
+    device_digest = models.CharField(max_length=64, blank=True)
+    # How the session signed in, written with the row (empty for rows from before this field).
+    signin_method = models.CharField(max_length=SIGNIN_METHOD_MAX_LENGTH, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-last_seen"]

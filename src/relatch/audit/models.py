@@ -45,6 +45,7 @@ class EventKind(models.TextChoices):
     NEW_DEVICE_CONFIRMATION_SENT = "new_device_confirmation_sent", "New-device sign-in link sent"
     NEW_DEVICE_CONFIRMED = "new_device_confirmed", "Sign-in from a new device confirmed"
     DEVICE_FORGOTTEN = "device_forgotten", "Trusted device removed"
+    DEVICE_RENAMED = "device_renamed", "Device renamed"
     SELF_RECOVERY_STARTED = "self_recovery_started", "Self-service recovery started"
     SELF_RECOVERY_CANCELLED = "self_recovery_cancelled", "Self-service recovery cancelled"
     SELF_RECOVERY_COMPLETED = "self_recovery_completed", "Self-service recovery completed"

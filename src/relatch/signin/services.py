@@ -18,6 +18,7 @@ from relatch.accounts.devices import ThisDevice, remember_device, this_device
 from relatch.accounts.models import User, UserSession
 from relatch.accounts.passwords import throttling
 from relatch.accounts.reauth import mark_reauthenticated
+from relatch.accounts.sessions.methods import method_label
 from relatch.accounts.sessions.services import end_current_session, start_session
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
@@ -48,13 +49,13 @@ def complete_signin(
     no waiting recovery when read under its row lock (which ``start_self_recovery`` takes too,
     so none can have started since)."""
     device = device if device is not None else this_device(request=request, user=user)
+    method = method_label(factor, details or {})
     _leave_current_session(request)
     auth_login(request, user)
-    row = start_session(request=request, user=user)
+    row = start_session(request=request, user=user, method=method)
     mark_reauthenticated(request)
-    remember_device(
-        request=request, response=response, user=user, confirmed=confirm_device, known=device.row
-    )
+    remember_device(request=request, response=response, user=user, confirmed=confirm_device,
+                    known=device.row, method=method)
     throttling.forget_failures(user=user)
     record_event(
         user=user,

@@ -11,6 +11,7 @@ from relatch.accounts.devices import remember_device
 from relatch.accounts.emails.services import normalize_address, queue_verification_mail
 from relatch.accounts.models import Email, User, UserSession
 from relatch.accounts.reauth import mark_reauthenticated
+from relatch.accounts.sessions.methods import method_label
 from relatch.accounts.sessions.services import start_session
 from relatch.accounts.usernames import is_username_taken, validate_username_format
 from relatch.audit.models import EventKind, Factor
@@ -103,9 +104,11 @@ def sign_in_new_account(
     so RequireVerifiedEmailMiddleware keeps it to its address page, as after any sign-in."""
     # The only backend: the one a password sign-in goes through.
     auth_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
-    row = start_session(request=request, user=user)
+    # A new account signs in with the password it was just given.
+    method = method_label(Factor.PASSWORD, {})
+    row = start_session(request=request, user=user, method=method)
     mark_reauthenticated(request)
-    remember_device(request=request, response=response, user=user)
+    remember_device(request=request, response=response, user=user, method=method)
     record_event(user=user, kind=EventKind.SIGNIN_SUCCEEDED, request=request,
                  factor=Factor.PASSWORD, details={"new_device": True, "after": "registration"})
     return row

@@ -7,8 +7,9 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from relatch.accounts.models import UserSession
-from relatch.accounts.sessions.services import auth_digest, session_digest
+from relatch.accounts.devices import current_device_digest, device_cookie_set
+from relatch.accounts.models import User, UserSession
+from relatch.accounts.sessions.services import auth_digest, link_device, session_digest
 from relatch.web.client import client_ip
 
 # Writing last_seen on every request would make each page a write; a minute is precise enough.
@@ -17,12 +18,22 @@ LAST_SEEN_PRECISION = timedelta(minutes=1)
 
 class SessionTrackingMiddleware:
     """Signs out a session whose row was deleted (ended from another browser, password change,
-    recovery) and keeps "last seen" fresh for the sessions page."""
+    recovery), keeps "last seen" fresh for the devices page, and ties each session to the
+    browser's device (so the page shows them as one)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        self._check(request)
+        response = self.get_response(request)
+        if device_cookie_set(request) and isinstance(request.user, User):
+            # Signed in by this very request, in a browser that may have had no device cookie
+            # when its session row was written.
+            link_device(request=request, user=request.user)
+        return response
+
+    def _check(self, request: HttpRequest) -> None:
         key = request.session.session_key
         claimed = key is not None and SESSION_KEY in request.session
         if key and request.user.is_authenticated:
@@ -37,14 +48,21 @@ class SessionTrackingMiddleware:
             # Django just signed out a session whose auth hash is no longer the account's (the
             # password changed under it): its row goes too, rather than stay listed.
             UserSession.objects.filter(session_digest=session_digest(key)).delete()
-        return self.get_response(request)
 
     def _touch(self, request: HttpRequest, row: UserSession) -> None:
         now = timezone.now()
         digest = auth_digest(request.session.get(HASH_SESSION_KEY, ""))
-        if now - row.last_seen >= LAST_SEEN_PRECISION or row.auth_digest != digest:
+        # A row from before rows named devices, or whose sign-in ended before the cookie was
+        # set, learns its device from the cookie once.
+        device = row.device_digest or current_device_digest(request) or ""
+        if (
+            now - row.last_seen >= LAST_SEEN_PRECISION
+            or row.auth_digest != digest
+            or row.device_digest != device
+        ):
             # The digest follows the session's hash when Django renews it (a rotated
             # SECRET_KEY), so a live session is never taken for an ended one.
             UserSession.objects.filter(pk=row.pk).update(
-                last_seen=now, ip_address=client_ip(request), auth_digest=digest
+                last_seen=now, ip_address=client_ip(request), auth_digest=digest,
+                device_digest=device,
             )

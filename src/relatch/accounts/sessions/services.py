@@ -8,6 +8,7 @@ from django.contrib.auth import HASH_SESSION_KEY
 from django.db import transaction
 from django.http import HttpRequest
 
+from relatch.accounts.devices import current_device_digest
 from relatch.accounts.models import User, UserSession
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
@@ -52,8 +53,9 @@ def session_row_follows_key(*, request: HttpRequest, user: User) -> Iterator[Non
         )
 
 
-def start_session(*, request: HttpRequest, user: User) -> UserSession:
-    """Register the session that ``auth.login`` just started, so it can be listed and ended."""
+def start_session(*, request: HttpRequest, user: User, method: str = "") -> UserSession:
+    """Register the session that ``auth.login`` just started, so it can be listed and ended;
+    ``method``: how it signed in, as the devices page shows it (``methods.method_label``)."""
     if request.session.session_key is None:
         request.session.save()
     key = request.session.session_key
@@ -66,7 +68,22 @@ def start_session(*, request: HttpRequest, user: User) -> UserSession:
         # The hash auth.login stored: when the password changed since it was checked (a
         # sign-in in the same moment as a change), the row is born dead and is never listed.
         auth_digest=_session_auth_digest(request),
+        # A browser new to Relatch gets its device cookie later in the sign-in: link_device
+        # fills this in once the sign-in's response is made.
+        device_digest=current_device_digest(request) or "",
+        signin_method=method,
     )
+
+
+def link_device(*, request: HttpRequest, user: User) -> None:
+    """Name this browser's device on the current session's row when the row has none yet: the
+    sign-in that wrote it issued the browser's first device cookie only afterwards."""
+    key = request.session.session_key
+    device = current_device_digest(request)
+    if key and device:
+        UserSession.objects.filter(
+            user=user, session_digest=session_digest(key), device_digest=""
+        ).update(device_digest=device)
 
 
 def delete_other_sessions(*, user: User, keep_digest: str | None) -> int:

@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from relatch.accounts.models import User
+from relatch.accounts.sessions.useragents import describe_user_agent
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.index.models import Release, Role
 from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAuthnCredential
@@ -216,7 +217,7 @@ class EventFact:
     label: str
     created_at: datetime
     ip_address: str | None
-    user_agent: str
+    device: str  # its user agent described, "Firefox 140 on Linux" ("" when none)
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,13 @@ def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
 def _event(event: SecurityEvent) -> EventFact:
     return EventFact(kind=event.kind, label=str(event.get_kind_display()),
                      created_at=event.created_at, ip_address=event.ip_address,
-                     user_agent=event.user_agent)
+                     device=_device(event.user_agent))
+
+
+def _device(user_agent: str) -> str:
+    # Named as the owner's devices page names it: a raw agent is long, and whatever the client
+    # chose to send, so it never reaches staff as text that could pass for a note.
+    return str(describe_user_agent(user_agent)) if user_agent else ""
 
 
 def _codes(user: User) -> CodeFacts | None:
