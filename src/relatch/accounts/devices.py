@@ -61,11 +61,6 @@ def device_id_from_request(request: HttpRequest) -> str | None:
     return value
 
 
-def device_cookie_set(request: HttpRequest) -> bool:
-    """Whether this request's response (re)sets the device cookie: a sign-in completed."""
-    return isinstance(getattr(request, _ISSUED_ATTR, None), str)
-
-
 def current_device_digest(request: HttpRequest) -> str | None:
     device_id = device_id_from_request(request)
     return device_digest(device_id) if device_id else None

@@ -52,10 +52,10 @@ def complete_signin(
     method = method_label(factor, details or {})
     _leave_current_session(request)
     auth_login(request, user)
-    row = start_session(request=request, user=user, method=method)
+    remembered = remember_device(request=request, response=response, user=user,
+                                 confirmed=confirm_device, known=device.row, method=method)
+    row = start_session(request=request, user=user, device=remembered, method=method)
     mark_reauthenticated(request)
-    remember_device(request=request, response=response, user=user, confirmed=confirm_device,
-                    known=device.row, method=method)
     throttling.forget_failures(user=user)
     record_event(
         user=user,

@@ -106,9 +106,9 @@ def sign_in_new_account(
     auth_login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     # A new account signs in with the password it was just given.
     method = method_label(Factor.PASSWORD, {})
-    row = start_session(request=request, user=user, method=method)
+    device = remember_device(request=request, response=response, user=user, method=method)
+    row = start_session(request=request, user=user, device=device, method=method)
     mark_reauthenticated(request)
-    remember_device(request=request, response=response, user=user, method=method)
     record_event(user=user, kind=EventKind.SIGNIN_SUCCEEDED, request=request,
                  factor=Factor.PASSWORD, details={"new_device": True, "after": "registration"})
     return row

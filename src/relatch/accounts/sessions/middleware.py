@@ -7,9 +7,9 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from relatch.accounts.devices import current_device_digest, device_cookie_set
-from relatch.accounts.models import User, UserSession
-from relatch.accounts.sessions.services import auth_digest, link_device, session_digest
+from relatch.accounts.devices import current_device_digest
+from relatch.accounts.models import UserSession
+from relatch.accounts.sessions.services import auth_digest, session_digest
 from relatch.web.client import client_ip
 
 # Writing last_seen on every request would make each page a write; a minute is precise enough.
@@ -18,20 +18,14 @@ LAST_SEEN_PRECISION = timedelta(minutes=1)
 
 class SessionTrackingMiddleware:
     """Signs out a session whose row was deleted (ended from another browser, password change,
-    recovery), keeps "last seen" fresh for the devices page, and ties each session to the
-    browser's device (so the page shows them as one)."""
+    recovery) and keeps "last seen" fresh for the devices page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         self._check(request)
-        response = self.get_response(request)
-        if device_cookie_set(request) and isinstance(request.user, User):
-            # Signed in by this very request, in a browser that may have had no device cookie
-            # when its session row was written.
-            link_device(request=request, user=request.user)
-        return response
+        return self.get_response(request)
 
     def _check(self, request: HttpRequest) -> None:
         key = request.session.session_key
@@ -52,8 +46,7 @@ class SessionTrackingMiddleware:
     def _touch(self, request: HttpRequest, row: UserSession) -> None:
         now = timezone.now()
         digest = auth_digest(request.session.get(HASH_SESSION_KEY, ""))
-        # A row from before rows named devices, or whose sign-in ended before the cookie was
-        # set, learns its device from the cookie once.
+        # A row from before rows named their device learns it from the cookie once.
         device = row.device_digest or current_device_digest(request) or ""
         if (
             now - row.last_seen >= LAST_SEEN_PRECISION

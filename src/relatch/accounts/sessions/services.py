@@ -8,8 +8,7 @@ from django.contrib.auth import HASH_SESSION_KEY
 from django.db import transaction
 from django.http import HttpRequest
 
-from relatch.accounts.devices import current_device_digest
-from relatch.accounts.models import User, UserSession
+from relatch.accounts.models import KnownDevice, User, UserSession
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.web.client import client_ip, client_user_agent
@@ -53,9 +52,12 @@ def session_row_follows_key(*, request: HttpRequest, user: User) -> Iterator[Non
         )
 
 
-def start_session(*, request: HttpRequest, user: User, method: str = "") -> UserSession:
-    """Register the session that ``auth.login`` just started, so it can be listed and ended;
-    ``method``: how it signed in, as the devices page shows it (``methods.method_label``)."""
+def start_session(
+    *, request: HttpRequest, user: User, device: KnownDevice, method: str
+) -> UserSession:
+    """Register the session that ``auth.login`` just started, so it can be listed and ended,
+    as one of ``device``'s (this browser, just remembered); ``method``: how it signed in, as
+    the devices page shows it (``methods.method_label``)."""
     if request.session.session_key is None:
         request.session.save()
     key = request.session.session_key
@@ -68,22 +70,9 @@ def start_session(*, request: HttpRequest, user: User, method: str = "") -> User
         # The hash auth.login stored: when the password changed since it was checked (a
         # sign-in in the same moment as a change), the row is born dead and is never listed.
         auth_digest=_session_auth_digest(request),
-        # A browser new to Relatch gets its device cookie later in the sign-in: link_device
-        # fills this in once the sign-in's response is made.
-        device_digest=current_device_digest(request) or "",
+        device_digest=device.device_digest,
         signin_method=method,
     )
-
-
-def link_device(*, request: HttpRequest, user: User) -> None:
-    """Name this browser's device on the current session's row when the row has none yet: the
-    sign-in that wrote it issued the browser's first device cookie only afterwards."""
-    key = request.session.session_key
-    device = current_device_digest(request)
-    if key and device:
-        UserSession.objects.filter(
-            user=user, session_digest=session_digest(key), device_digest=""
-        ).update(device_digest=device)
 
 
 def delete_other_sessions(*, user: User, keep_digest: str | None) -> int:
