@@ -68,7 +68,7 @@ class Elements(HTMLParser):
         return {a["href"]: a for tag, a in self.found if tag == "a" and "href" in a}
 
 
-OUR_SCRIPTS = ("/static/relatch/forms.", "/static/relatch/copy-token.")
+OUR_SCRIPTS = ("/static/relatch/forms.", "/static/relatch/times.", "/static/relatch/copy-token.")
 
 
 def assert_nothing_runs(html: str) -> None:

@@ -13,6 +13,7 @@ from relatch.audit.models import SecurityEvent
 from relatch.mfa.checkup import phishing_resistant_check, recovery_codes_check, two_step_check
 from relatch.mfa.models import RecoveryCode, TotpDevice, WebAuthnCredential
 from relatch.mfa.queries import factor_summary
+from relatch.web.templatetags.times import relative_words
 from tests.conftest import sign_in
 from tests.mfa.factor_rows import add_app, add_codes, add_key
 
@@ -28,7 +29,13 @@ USED_LATER = datetime(2026, 4, 5, 6, 7, 8, tzinfo=UTC)
 
 
 def shown(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+    """What the reader sees of a moment: "3 months 2 days ago" (the exact time is on hover)."""
+    return relative_words(at, now=timezone.now())
+
+
+def exact(at: datetime) -> str:
+    """The exact moment, in the title of the page's <time> element."""
+    return f'title="{at:%Y-%m-%d %H:%M:%S} UTC"'
 
 
 def readable(html: str) -> str:
@@ -74,6 +81,7 @@ def test_an_app_shows_when_it_was_added_and_last_used(signed_in, user):
     assert "On Signing in needs your password and a second factor" in page
     assert "Set up" in page
     assert shown(ADDED) in page and shown(USED) in page
+    assert exact(ADDED) in page and exact(USED) in page
     assert "Manage or remove the authenticator app" in page
     assert f'href="{reverse("totp:setup")}"' in page
     assert "Not set up." not in page
@@ -153,7 +161,7 @@ def test_the_page_shows_only_the_signed_in_accounts_factors(signed_in, make_user
 
     page = page_of(signed_in)
 
-    assert "Bob&#x27;s key" not in page and shown(USED) not in page
+    assert "Bob&#x27;s key" not in page and exact(USED) not in page
     assert "Not set up." in page and "You have no recovery codes." in page
 
 

@@ -10,7 +10,7 @@ import html
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -369,6 +369,7 @@ def test_the_pages_use_no_inline_script_and_the_script_is_served(ready, client):
     scripts = re.findall(r"<script[^>]*>", body)
     assert scripts == [
         '<script src="/static/relatch/forms.js" defer>',
+        '<script src="/static/relatch/times.js" defer>',
         '<script id="webauthn-options" type="application/json">',
         '<script src="/static/relatch/webauthn.js" defer>',
     ]
@@ -387,7 +388,8 @@ def test_the_list_shows_name_date_and_last_use(ready, user, key):
     text = page_text(ready.get(LIST))
     assert "Blue key" in text and "Spare <key>" in text and "Never" in text
     assert "Spare &lt;key&gt;" in ready.get(LIST).content.decode()  # escaped
-    assert f"{row.last_used_at:%-d %b %Y}" in text
+    assert ">1 day ago</time>" in text  # the exact moment is on hover
+    assert f'title="{row.last_used_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"' in text
 
 
 # --- signing in with a key (the services the two-step sign-in uses) ----------------------------
