@@ -10,6 +10,10 @@ names the account from the answer (the credential, and its userHandle), and sign
 site gets nothing) and, as with any security-key sign-in, a waiting self-service recovery of
 that account is cancelled (its owner evidently holds a factor).
 
+Two ways in, one check: the passkey page's button, and a passkey chosen from the first sign-in
+page's username suggestions (WebAuthn conditional mediation: passkey-autofill.js asks
+``signin:passkey_options`` for this session's challenge, then posts to the passkey page).
+
 Limits (``relatch.mfa.throttling``, point 7): failures are counted per client IP; when the
 answer names a registered credential, also on that account's security-key factor, which is
 then refused while that factor is throttled. Events: SIGNIN_SUCCEEDED / SIGNIN_FAILED /

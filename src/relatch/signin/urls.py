@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", views.login, name="login"),
     path("logout/", views.logout, name="logout"),
     path("login/passkey/", views.passkey, name="passkey"),
+    path("login/passkey/options/", views.passkey_options, name="passkey_options"),
     path("reauthenticate/", reauth_views.reauthenticate, name="reauthenticate"),
     # The second half of re-authenticating an account with a second factor.
     path("reauthenticate/factor/", reauth_views.factor_step, name="reauthenticate_factor"),

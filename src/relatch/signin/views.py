@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -27,7 +27,8 @@ from relatch.signin.redirects import requested_next
 def login(request: HttpRequest) -> HttpResponse:
     """The password step: a right password signs in, or, for an account with a second factor,
     starts the second step (``newdevice``), which signs in."""
-    form = SignInForm(request.POST if request.method == "POST" else None)
+    form = SignInForm(request.POST if request.method == "POST" else None,
+                      prefill=request.GET.get("username", ""))
     status = 200
     if form.is_valid():
         step = check_password_step(
@@ -92,6 +93,22 @@ def passkey(request: HttpRequest) -> HttpResponse:
     if outcome.user is None:
         return _passkey_page(request, error=outcome.message, status=outcome.status)
     return response
+
+
+@login_not_required
+@never_cache
+@require_POST
+def passkey_options(request: HttpRequest) -> HttpResponse:
+    """Options for the sign-in page's passkey autofill (WebAuthn conditional mediation).
+
+    Its script asks for them, so the plain page still starts no session. A POST with the
+    page's CSRF token: another site cannot replace this browser's challenge, nor make a
+    session row per link a crawler follows. The answer goes to ``passkey`` (same checks).
+    """
+    if rp_id_is_ip_address():
+        return JsonResponse({"error": "Passkeys do not work on a site reached by IP address."},
+                            status=404)
+    return JsonResponse(authentication_options(request=request, user=None))
 
 
 @login_not_required

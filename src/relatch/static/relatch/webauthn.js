@@ -245,6 +245,13 @@
     }
   });
 
+  // For passkey-autofill.js (the sign-in page): one copy of the conversions, read-only.
+  window.RelatchWebAuthn = Object.freeze({
+    supported: supported,
+    requestOptions: requestOptions,
+    authenticationJSON: authenticationJSON
+  });
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", start);
   } else {
