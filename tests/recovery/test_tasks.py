@@ -74,8 +74,10 @@ def test_an_ended_wait_moves_to_awaiting_approval_by_the_system(user, mail):
     assert report.waits_ended == [recovery.public_id]
     moved = RecoveryTransition.objects.get(request=recovery)
     assert (moved.actor, moved.staff) == (RecoveryTransition.Actor.SYSTEM, None)
-    # Announced to the owner's verified address, as every move is (NIST N8).
-    assert "waiting for staff approval" in str(mail.last("alice@example.org")["Subject"]).lower()
+    # The requester learns that staff decide now (the tick moved it, out of their sight); the
+    # owner heard of the wait when it began and hears again at completion, not in between.
+    assert "waiting for staff approval" in str(mail.last("new@example.net")["Subject"]).lower()
+    assert mail.to("alice@example.org") == []
 
 
 def test_a_wait_not_yet_over_is_left_alone(user):
@@ -231,7 +233,11 @@ def test_an_expired_branch_proof_expires_and_is_announced(user, mail):
     assert proof.status == RecoveryProof.Status.EXPIRED
     assert proof.evidence["last_result"] == "expired"
     assert report.branches_expired == [proof.pk]
-    assert mail.to(CONTACT) and mail.to("alice@example.org")
+    # The requester must act (ask for a new branch); the owner has nothing to do.
+    told = mail.to(CONTACT)
+    assert [str(m["Subject"]).endswith("proof expired") for m in told] == [True]
+    assert "/recovery/request/status/" in mail.text(told[0])
+    assert mail.to("alice@example.org") == []
 
 
 def test_a_pending_branch_proof_is_checked_again(user):

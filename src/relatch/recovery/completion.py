@@ -23,8 +23,7 @@ from relatch.audit.models import EventKind
 from relatch.audit.services import record_event, record_staff_action
 from relatch.index.tokens.takeback import revoke_every_token
 from relatch.mfa.takeback import remove_every_factor
-from relatch.notify.services import send_mail
-from relatch.recovery import workflow
+from relatch.recovery import notices, workflow
 from relatch.recovery.models import RecoveryRequest, State
 from relatch.recovery.policy import may_complete_automatically, verdict
 from relatch.recovery.sources import record_judgement
@@ -105,8 +104,7 @@ def _record(
             staff=staff, subject=user, action="recovery:complete", reason=row.public_id,
             before={"removed": removed}, after={"primary": row.contact_email},
         )
-    # Every address verified until now heard of the completion from the workflow's notice.
-    send_mail(to=[row.contact_email], template="recovery_reset_link",
-              context={"username": user.username},
-              link_builder="relatch.accounts.passwords.reset.reset_link",
-              link_args={"user_id": user.pk})
+    # Every address verified until now heard of the completion from the workflow's notice;
+    # the requester hears of it here, once, with the reset link and their status link.
+    notices.tell_requester(recovery=row, template="recovery_reset_link",
+                           context={"username": user.username}, reset_user_id=user.pk)

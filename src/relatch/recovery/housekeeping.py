@@ -24,10 +24,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from relatch.notify.models import OutgoingEmail
-from relatch.notify.services import send_mail
-from relatch.recovery import workflow
+from relatch.recovery import notices, workflow
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
-from relatch.recovery.requester.links import STATUS_LINK_BUILDER
+from relatch.recovery.workflow import requester_label
 
 logger = logging.getLogger(__name__)
 
@@ -188,12 +187,11 @@ def send_reminder(*, recovery: RecoveryRequest, now: datetime | None = None) -> 
     row = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
     count = row.reminders_sent + 1 if last_reminder_at(row) else 1
     closes_at = max(silent_since(row) + close_after(), now + close_notice())
-    send_mail(to=[row.contact_email], template=REMINDER_TEMPLATE, context={
-        "request_id": row.public_id, "state": State(row.state).label,
+    notices.tell_requester(recovery=row, template=REMINDER_TEMPLATE, context={
+        "state_label": requester_label(row.state),
         "pending_proofs": _pending_proof_labels(row), "reminder_number": count,
         "closes_on": f"{closes_at:%Y-%m-%d}",
-    }, link_builder=STATUS_LINK_BUILDER,
-        link_args={"recovery_id": row.pk})
+    })
     RecoveryRequest.objects.filter(pk=row.pk).update(reminders_sent=count)
     recovery.reminders_sent = count
 
@@ -201,12 +199,10 @@ def send_reminder(*, recovery: RecoveryRequest, now: datetime | None = None) -> 
 @transaction.atomic
 def close_for_silence(*, recovery: RecoveryRequest) -> None:
     """Close ``recovery`` for lack of response and tell the requester how to reopen it."""
+    # This mail says how to reopen; the move itself mails nobody more (notices).
     workflow.move(recovery=recovery, to=State.CLOSED_NO_RESPONSE, actor=workflow.Actor.SYSTEM,
                   reason="No answer from the requester.")
-    send_mail(to=[recovery.contact_email], template=CLOSED_TEMPLATE,
-              context={"request_id": recovery.public_id},
-              link_builder=STATUS_LINK_BUILDER,
-              link_args={"recovery_id": recovery.pk})
+    notices.tell_requester(recovery=recovery, template=CLOSED_TEMPLATE, context={})
 
 
 def _pending_proof_labels(recovery: RecoveryRequest) -> list[str]:

@@ -1,8 +1,9 @@
 """The states of a recovery request and the only service that moves it between them.
 
 Every move is checked against ``ALLOWED``, recorded in the request's history (and as a
-StaffAction when staff made it), and announced to the requester's confirmed contact address and
-to every verified address of the account (NIST N8/N9).
+StaffAction when staff made it), and announced to whoever it gives something to do
+(``relatch.recovery.notices``): the account's verified addresses of a wait and of the
+completion (NIST N8/N9), the requester of what they did not just see on their page.
 """
 
 from datetime import datetime
@@ -11,12 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event, record_staff_action
-from relatch.notify.services import send_mail
+from relatch.recovery import notices
 from relatch.recovery.models import RecoveryRequest, RecoveryTransition, State
-from relatch.recovery.requester.links import NOT_ME_LINK_BUILDER, STATUS_LINK_BUILDER
 
 Actor = RecoveryTransition.Actor
 
@@ -76,8 +75,11 @@ def move(
     staff: User | None = None,
     reason: str = "",
     wait_ends_at: datetime | None = None,
+    tell_requester: bool = True,
 ) -> RecoveryTransition:
-    """Move ``recovery`` to ``to`` if the table allows it; record and announce the move."""
+    """Move ``recovery`` to ``to`` if the table allows it; record and announce the move.
+    ``tell_requester`` False: the caller tells the requester itself, or they made the move
+    happen on the page they are looking at (a proof they just answered)."""
     row = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
     if not may_move(row.state, to):
         raise TransitionRefusedError(
@@ -89,6 +91,7 @@ def move(
         raise TransitionRefusedError("A waiting period needs an end in the future.")
     _check_hold_and_block(row, to, actor)
     transition = _apply(row, to, actor, staff, reason, wait_ends_at)
+    _announce(row, transition, tell_requester=tell_requester)
     recovery.refresh_from_db()
     return transition
 
@@ -142,42 +145,25 @@ def _apply(
             before=before, after={"state": to, "wait_ends_at": _iso(row.wait_ends_at),
                                   "request": row.public_id},
         )
-    _announce(row, transition)
     return transition
 
 
-def _announce(row: RecoveryRequest, transition: RecoveryTransition) -> None:
-    context = {
-        "request_id": row.public_id,
-        "from_state": State(transition.from_state).label,
-        "to_state": State(transition.to_state).label,
-        "completes_automatically": row.completes_automatically,
-        "wait_ends_at": _iso(row.wait_ends_at) if row.state == State.IN_WAITING_PERIOD else "",
-    }
-    account_addresses: set[str] = set()
+def _announce(row: RecoveryRequest, transition: RecoveryTransition, *,
+              tell_requester: bool) -> None:
     if row.user is not None:
         record_event(user=row.user, kind=EventKind.RECOVERY_STATE_CHANGED,
                      details={"request": row.public_id, "state": transition.to_state})
-        account_addresses = {a.lower() for a in verified_addresses(row.user)}
-        # A notice of a live request carries the one-click "this wasn't me" link (NIST N11),
-        # made at delivery; so does a completion, which that link then reports and freezes
-        # (relatch.recovery.objections). A denied or cancelled one has nothing left to stop.
-        live = row.state == State.COMPLETED or (
-            row.state not in TERMINAL and row.state != State.CLOSED_NO_RESPONSE)
-        send_mail(
-            to=sorted(account_addresses),
-            template="recovery_state_changed",
-            context={**context, "username": row.user.username, "security_notice": True},
-            link_builder=NOT_ME_LINK_BUILDER if live else "",
-            link_args={"recovery_id": row.pk} if live else {},
-        )
-    # The requester hears too, once, unless their contact address is already one of those.
-    if row.contact_confirmed_at is not None and row.contact_email.lower() not in account_addresses:
-        send_mail(to=[row.contact_email], template="recovery_state_changed",
-                  context={**context, "requester": True,
-                           "from_state": requester_label(transition.from_state),
-                           "to_state": requester_label(transition.to_state)},
-                  link_builder=STATUS_LINK_BUILDER, link_args={"recovery_id": row.pk})
+    context = notices.state_context(row)
+    told: set[str] = set()
+    if row.user is not None and transition.to_state in notices.ACCOUNT_HEARS:
+        # NIST N8/N11: a wait (what the owner can still stop, and until when) and a
+        # completion (which the link then reports, ending the recovered sessions).
+        told = notices.tell_account(recovery=row, template="recovery_state_changed", context={
+            **context, "from_state": State(transition.from_state).label,
+            "to_state": State(transition.to_state).label})
+    if tell_requester and notices.requester_hears(transition):
+        notices.tell_requester(recovery=row, template="recovery_request_update", told=told,
+                               context={**context, "to_state": requester_label(row.state)})
 
 
 def _iso(moment: datetime | None) -> str:

@@ -13,7 +13,7 @@ from relatch.index.models import APIToken, Project
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest
 from relatch.recovery.proofs import repositories
 from relatch.recovery.proofs.factors import has_factor
-from relatch.recovery.proofs.services import ProofError, request_proof
+from relatch.recovery.proofs.services import ProofError, request_proof, tell_asked
 from relatch.recovery.requester.routing import StillHas
 
 # In the order the requester reads them: the strongest first.
@@ -43,9 +43,12 @@ def request_matching_proofs(*, recovery: RecoveryRequest) -> list[RecoveryProof]
             continue
         project = answerable if isinstance(answerable, Project) else None
         try:
-            asked.append(request_proof(recovery=recovery, kind=kind, staff=None, project=project))
+            asked.append(request_proof(recovery=recovery, kind=kind, staff=None,
+                                       project=project, tell_requester=False))
         except ProofError:
             continue  # asked already, or no longer answerable: staff can still ask
+    if asked:  # one mail for the batch, not one per proof (issue 19)
+        tell_asked(recovery=recovery, kinds=[proof.kind for proof in asked], by_staff=False)
     return asked
 
 

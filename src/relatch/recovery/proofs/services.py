@@ -16,7 +16,7 @@ from relatch.audit.services import record_event
 from relatch.index.models import Project, Role
 from relatch.index.tokens.services import TokenRefusedError, authenticate_token
 from relatch.notify.services import send_mail
-from relatch.recovery import workflow
+from relatch.recovery import notices, workflow
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest, State
 from relatch.recovery.proofs import repositories, tokens
 from relatch.recovery.proofs.evidence import (
@@ -49,10 +49,11 @@ class ProofError(Refusal):
 
 @transaction.atomic
 def request_proof(*, recovery: RecoveryRequest, kind: str, staff: User | None,
-                  project: Project | None = None) -> RecoveryProof:
+                  project: Project | None = None, tell_requester: bool = True) -> RecoveryProof:
     """Ask the requester for a proof of ``kind`` (``staff`` None: asked automatically from
     what the requester said they still have); for repo_branch, ``project`` names the
-    repository. A submitted request moves to awaiting proof. Raises ProofError."""
+    repository. A submitted request moves to awaiting proof. Raises ProofError.
+    ``tell_requester`` False: the caller mails one notice for a batch (``tell_asked``)."""
     recovery = RecoveryRequest.objects.select_for_update().get(pk=recovery.pk)
     _check_requestable(recovery, kind, project)
     assert recovery.user is not None
@@ -61,13 +62,20 @@ def request_proof(*, recovery: RecoveryRequest, kind: str, staff: User | None,
         _prepare_branch(proof, recovery.user, project)
     record_event(user=recovery.user, kind=EventKind.RECOVERY_PROOF_REQUESTED,
                  details={"request": recovery.public_id, "kind": kind})
-    send_mail(to=[recovery.contact_email], template="recovery_proof_requested",
-              context={"request_id": recovery.public_id, "kind": ProofKind(kind).label})
+    if tell_requester:
+        tell_asked(recovery=recovery, kinds=[kind], by_staff=staff is not None)
     if recovery.state == State.SUBMITTED:
         actor = workflow.Actor.STAFF if staff else workflow.Actor.SYSTEM
         workflow.move(recovery=recovery, to=State.AWAITING_PROOF, actor=actor,
                       staff=staff, reason=f"Asked for a proof: {ProofKind(kind).label}.")
     return proof
+
+
+def tell_asked(*, recovery: RecoveryRequest, kinds: list[str], by_staff: bool) -> None:
+    """One mail to the requester for proofs asked together, with their status link (the
+    proofs' pages hang off it). The state change the first ask makes is not mailed too."""
+    notices.tell_requester(recovery=recovery, template="recovery_proof_requested", context={
+        "kinds": [str(ProofKind(kind).label) for kind in kinds], "by_staff": by_staff})
 
 
 def _check_requestable(recovery: RecoveryRequest, kind: str, project: Project | None) -> None:

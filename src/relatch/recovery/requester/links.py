@@ -12,12 +12,16 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
+from relatch.accounts.passwords.reset import reset_link
 from relatch.recovery.models import RecoveryRequest
 
 _STATUS_PURPOSE = "relatch.recovery.requester.status"
 _NOT_ME_PURPOSE = "relatch.recovery.requester.not-me"
 STATUS_LINK_BUILDER = "relatch.recovery.requester.links.status_link_for"
 NOT_ME_LINK_BUILDER = "relatch.recovery.requester.links.not_me_link_for"
+# For a mail that needs more than one secret link (``{{ link.status }}``, ``{{ link.not_me }}``,
+# ``{{ link.reset }}``): see ``links_for``.
+LINKS_BUILDER = "relatch.recovery.requester.links.links_for"
 # A token is a SHA-256 hex digest; anything longer is refused before any work.
 MAX_TOKEN_LENGTH = 64
 
@@ -64,6 +68,24 @@ def status_link_for(*, recovery_id: int) -> str:
 def not_me_link_for(*, recovery_id: int) -> str:
     """Mail link builder (runs at delivery): the "this wasn't me" link of ``recovery_id``."""
     return not_me_link(RecoveryRequest.objects.get(pk=recovery_id))
+
+
+def links_for(*, recovery_id: int, status: bool = False, not_me: bool = False,
+              reset_user_id: int | None = None) -> dict[str, str]:
+    """Mail link builder (runs at delivery): the secret links one mail needs, by name.
+
+    Like the single-link builders, it stores nothing: the mail row keeps only these
+    arguments, so no status token reaches the database, the outbox list or a log line.
+    """
+    recovery = RecoveryRequest.objects.get(pk=recovery_id)
+    made: dict[str, str] = {}
+    if status:
+        made["status"] = status_link(recovery)
+    if not_me:
+        made["not_me"] = not_me_link(recovery)
+    if reset_user_id is not None:
+        made["reset"] = reset_link(user_id=reset_user_id)
+    return made
 
 
 def find_by_status_token(public_id: str, token: str) -> RecoveryRequest | None:
