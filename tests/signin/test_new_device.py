@@ -5,6 +5,7 @@ then. Mail arrives over the real loopback SMTP server.
 """
 
 import hashlib
+import re
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,8 @@ from tests.mfa.signin_flow import (
     CONFIRM_PREFIX,
     KEY,
     NEW_CODES,
+    RECOVERY_STATUS,
+    START_RECOVERY,
     app_code,
     device_digest_of,
     enrol_app,
@@ -180,17 +183,39 @@ def test_sending_the_code_again_mails_no_second_link(browser, alice, mail):
     assert mail.to("alice@example.org") and len(mail.to("alice@example.org")) == 1
 
 
-def test_links_per_hour_are_capped(alice, mail, make_client):
-    """Someone with the password and an (unspent, so reusable) code cannot flood the inbox."""
+@pytest.mark.parametrize("factor", ["app", "code"])
+def test_links_per_hour_are_capped_but_the_lost_mailbox_way_stays(alice, mail, make_client, factor):
+    """Someone with the password and an (unspent, so reusable) code cannot flood the inbox; the
+    owner who lost the mailbox still reaches "I no longer have access to my email"."""
     for _ in range(MAX_CONFIRMATIONS_PER_HOUR):
         held_by_app_code(make_client(), alice, mail)
+    oldest = NewDeviceConfirmation.objects.order_by("created_at").first()
+    NewDeviceConfirmation.objects.filter(pk=oldest.pk).update(
+        created_at=timezone.now() - timedelta(minutes=40))
     extra = make_client()
     password_step(extra)
     mail.clear()
-    response = extra.post(APP, {"code": app_code(alice, alice.secret)})
-    assert response.status_code == 429
-    assert "several sign-in links" in page_text(response)
-    assert mail.messages == []
+    if factor == "app":
+        response = extra.post(APP, {"code": app_code(alice, alice.secret)})
+    else:
+        response = extra.post(CODE, {"code": alice.codes[5]})
+    assert response.status_code == 302 and response["Location"] == CHECK_MAIL
+    page = extra.get(CHECK_MAIL)
+    text = " ".join(re.sub(r"<[^>]+>", "", page_text(page)).split())
+    assert page.status_code == 200
+    assert "we did not mail a new link" in text
+    assert f"{MAX_CONFIRMATIONS_PER_HOUR} went out for this account in the last hour" in text
+    # When the oldest is an hour old (the amount is rounded down).
+    assert re.search(r"A new link can be mailed in (19|20) minutes", text), text
+    assert "I no longer have access to my email" in text
+    assert mail.messages == []  # no sixth mail
+    assert NewDeviceConfirmation.objects.count() == MAX_CONFIRMATIONS_PER_HOUR
+
+    # The button works without a link: the wait starts, the owner is told.
+    response = extra.post(START_RECOVERY)
+    assert response.status_code == 302 and response["Location"] == RECOVERY_STATUS
+    assert events(alice, EventKind.SELF_RECOVERY_STARTED)
+    assert mail.to("alice@example.org")
 
 
 def test_a_recovery_code_on_a_new_device_is_spent_only_when_the_link_is_used(browser, alice, mail):

@@ -5,7 +5,8 @@ sign-in's flow of the one factor step (``relatch.signin.factor``).
     security key                                 -> signed in at once (phishing-resistant)
     app code or recovery code, known device      -> signed in (a code is spent, then new codes)
     app code or recovery code, unknown device    -> held for the mailed link (``confirmation.py``);
-                                                    a recovery code is NOT spent yet
+                                                    a recovery code is NOT spent yet; past
+                                                    the hour's links, held with none mailed
     ... from the browser of a self-service recovery: before its end -> its status page;
                                                      after           -> signed in, recovery done
 
@@ -15,7 +16,7 @@ unchecked (``relatch.mfa.throttling``). The first failure of a partial sign-in i
 SECOND_FACTOR_FAILED, announced to the owner (``relatch.signin.factor.notices``).
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -206,13 +207,10 @@ def _hold_for_confirmation(
 ) -> StepOutcome:
     check_mail = StepOutcome(kind="check_mail", redirect_to=reverse("newdevice:check_mail"))
     held = _pending_for(partial, factor)
-    if held is None:
-        if _links_sent_last_hour(user) >= MAX_CONFIRMATIONS_PER_HOUR:
-            return refused(
-                "We mailed several sign-in links in the last hour: use the newest one, or try "
-                "again in an hour.",
-                status=429,
-            )
+    # Past the hour's links, none is mailed: that stops a mail flood by whoever holds the
+    # password and a reusable code. The person still reaches the check-your-mail page, which
+    # says so and keeps "I no longer have access to my email" (it needs no link).
+    if held is None and _links_sent_last_hour(user) < MAX_CONFIRMATIONS_PER_HOUR:
         held = confirmations.start_confirmation(
             request=request,
             user=user,
@@ -221,9 +219,42 @@ def _hold_for_confirmation(
             recovery_code=code,
         )
     update_partial_signin(
-        request, partial, passed_factor=factor, confirmation_id=held.pk, restart=True
+        request,
+        partial,
+        passed_factor=factor,
+        confirmation_id=held.pk if held else None,
+        restart=True,
     )
     return check_mail
+
+
+def next_link_at(user: User) -> datetime:
+    """When a sign-in of ``user`` may be mailed a link again: once enough of the last hour's
+    links are an hour old."""
+    since = timezone.now() - timedelta(hours=1)
+    sent = list(
+        NewDeviceConfirmation.objects.filter(user=user, created_at__gte=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
+    if len(sent) < MAX_CONFIRMATIONS_PER_HOUR:
+        return timezone.now()
+    return sent[len(sent) - MAX_CONFIRMATIONS_PER_HOUR] + timedelta(hours=1)
+
+
+def live_link_of_this_signin(partial: PartialSignin) -> NewDeviceConfirmation | None:
+    """A link mailed during this partial sign-in and still usable: only a link made for this
+    browser's nonce can finish it, not one of an earlier sign-in."""
+    return (
+        NewDeviceConfirmation.objects.filter(
+            user=partial.user,
+            browser_digest=partial.browser_digest,
+            used_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .order_by("-created_at")
+        .first()
+    )
 
 
 def _pending_for(partial: PartialSignin, factor: Factor) -> NewDeviceConfirmation | None:

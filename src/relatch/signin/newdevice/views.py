@@ -19,8 +19,13 @@ from relatch.mfa.selfservice import services as selfservice
 from relatch.signin.factor.session import MAX_AGE
 from relatch.signin.factor.views import restart, step_views
 from relatch.signin.newdevice import confirmation as confirmations
-from relatch.signin.newdevice.partial import current_partial_signin
-from relatch.signin.newdevice.services import SIGN_IN
+from relatch.signin.newdevice.partial import PartialSignin, current_partial_signin
+from relatch.signin.newdevice.services import (
+    MAX_CONFIRMATIONS_PER_HOUR,
+    SIGN_IN,
+    live_link_of_this_signin,
+    next_link_at,
+)
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _TEMPLATES = "signin/newdevice"
@@ -37,9 +42,9 @@ answer = _step.answer
 def check_mail(request: HttpRequest) -> HttpResponse:
     """The sign-in waits for the mailed link; or the user says the mailbox is gone."""
     partial = current_partial_signin(request)
-    if partial is None or partial.confirmation_id is None:
+    if partial is None or not partial.passed_factor:
         return restart(request, flow=SIGN_IN)
-    held = NewDeviceConfirmation.objects.filter(pk=partial.confirmation_id).first()
+    held = NewDeviceConfirmation.objects.filter(pk=partial.confirmation_id or 0).first()
     context = {
         "username": partial.user.username,
         "address_count": len(verified_addresses(partial.user)),
@@ -51,8 +56,23 @@ def check_mail(request: HttpRequest) -> HttpResponse:
         "can_recover": partial.passed_factor in selfservice.STARTING_FACTORS,
         "wait_hours": _wait_hours(),
         "partial_minutes": int(MAX_AGE.total_seconds() // 60),
+        **_held_back(partial, held),
     }
     return render(request, f"{_TEMPLATES}/check_mail.html", context)
+
+
+def _held_back(partial: PartialSignin, held: NewDeviceConfirmation | None) -> dict[str, object]:
+    """No link was mailed (the hour's links are used up): when one can be, and whether one
+    mailed earlier in this sign-in still works."""
+    if held is not None:
+        return {"held_back": False}
+    earlier = live_link_of_this_signin(partial)
+    return {
+        "held_back": True,
+        "links_per_hour": MAX_CONFIRMATIONS_PER_HOUR,
+        "next_link_at": next_link_at(partial.user),
+        "earlier_link_expires_at": earlier.expires_at if earlier else None,
+    }
 
 
 def _wait_hours() -> int:
