@@ -16,23 +16,28 @@ STATUS_LINK = "/recovery/request/status/"
 RECOVERY_CODE = re.compile(r"[0-9A-Z]{4}(?:-[0-9A-Z]{4}){4}")
 
 
-def ask_what_to_do(visitor: Visitor, *still_has: str) -> None:
-    """From the sign-in page, "Can't sign in?" with ``still_has`` ticked, to the advice."""
+def ask_what_to_do(visitor: Visitor, *still_has: str, account: str) -> None:
+    """From the sign-in page, "Can't sign in?" for ``account`` with ``still_has`` ticked, to
+    the advice."""
     visitor.goto("/account/login/")
     visitor.see("Sign in")
     visitor.page.get_by_role("link", name="Can't sign in?").click()
     visitor.see("Can't sign in?")
+    visitor.fill_form(Username_or_email_address=account)
+    visitor.press("Next")
+    visitor.see("What do you still have?")
     answers = visitor.page.get_by_role("group", name="What do you still have?")
     for thing in still_has:
         answers.get_by_label(thing, exact=True).check()
     visitor.press("Show me what to do")
-    visitor.see("Can't sign in?")
+    visitor.see("Your way back in")
 
 
 def file_request(visitor: Visitor, *, username: str, contact: str, what_happened: str,
                  still_has: tuple[str, ...] = ()) -> str:
     """From the advice "Ask staff for recovery" to a filed request; its mailed status URL.
-    ``still_has``: the answers given on "Can't sign in?", which the form must keep."""
+    ``still_has``: the answers given on "Can't sign in?", which the form must keep, like the
+    account's name (``username``)."""
     advice = visitor.page.get_by_role("region", name="What to do")
     expect(advice.get_by_role("heading")).to_have_text("Ask staff for recovery")
     advice.get_by_role("link", name="File a recovery request").click()
@@ -41,7 +46,9 @@ def file_request(visitor: Visitor, *, username: str, contact: str, what_happened
     expect(answers.get_by_role("checkbox", checked=True)).to_have_count(len(still_has))
     for thing in still_has:
         expect(answers.get_by_label(thing, exact=True)).to_be_checked()
-    visitor.fill_form(Username=username, Contact_address=contact)
+    expect(visitor.page.get_by_label("Username or email address", exact=True)).to_have_value(
+        username)
+    visitor.fill_form(Contact_address=contact)
     visitor.page.get_by_label("What happened?").fill(what_happened)
     visitor.page.get_by_label(re.compile("^I agree to the code of conduct")).check()
     visitor.page.get_by_label(re.compile("^I understand that review takes time")).check()
@@ -49,7 +56,13 @@ def file_request(visitor: Visitor, *, username: str, contact: str, what_happened
     mails_before = len(mailbox.to(contact))
     visitor.press("Send me a code")
     visitor.see("Enter the code")
+    return enter_contact_code(visitor, contact, mails_before)
 
+
+def enter_contact_code(visitor: Visitor, contact: str, mails_before: int) -> str:
+    """On "Enter the code": the code mailed to ``contact`` (after its ``mails_before``
+    earlier mails) files the request; the status URL its "is filed" mail links to."""
+    mailbox = visitor.live.mailbox
     code_mail = next_mail(visitor.live, contact, mails_before, "request code")
     code = CODE_IN_MAIL.search(mailbox.text(code_mail))
     assert code, mailbox.text(code_mail)

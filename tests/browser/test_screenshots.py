@@ -100,10 +100,13 @@ def _locked_out_pages(visitor: Visitor, out: Path) -> str:
 
 
 def _answer_and_file(visitor: Visitor, username: str, contact: str) -> str:
+    visitor.fill_form(Username_or_email_address=username)
+    visitor.press("Next")
+    visitor.see("What do you still have?")
     answers = visitor.page.get_by_role("group", name="What do you still have?")
     answers.get_by_label("My password", exact=True).check()
     visitor.press("Show me what to do")
-    visitor.see("Can't sign in?")
+    visitor.see("Your way back in")
     return file_request(visitor, username=username, contact=contact, still_has=("My password",),
                         what_happened="My phone was stolen, and my mail app with it.")
 

@@ -19,14 +19,16 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from relatch.accounts import ratelimit
-from relatch.accounts.models import User
+from relatch.accounts.models import Email, User
 from relatch.accounts.notices import verified_addresses
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 from relatch.recovery import workflow
 from relatch.recovery.models import (
+    ProofKind,
     RecoveryMessage,
+    RecoveryProof,
     RecoveryRequest,
     RecoveryTransition,
     State,
@@ -66,7 +68,7 @@ def _code_digest(recovery: RecoveryRequest, code: str) -> str:
     return salted_hmac("relatch.recovery.contact-code", value, algorithm="sha256").hexdigest()
 
 
-def _check_limits(request: HttpRequest, contact_email: str) -> None:
+def check_limits(request: HttpRequest, contact_email: str) -> None:
     ip_ok = ratelimit.hit(scope="recovery-ip", key=client_ip(request) or "unknown", limit=IP_LIMIT)
     contact_ok = ratelimit.hit(
         scope="recovery-contact", key=contact_email.lower(), limit=CONTACT_LIMIT
@@ -92,30 +94,42 @@ def start_request(
 ) -> RecoveryRequest:
     """Make an unfiled request and mail a 6-digit code to ``contact_email``.
 
-    The row, the response and the mail are the same whether or not ``username`` exists.
-    Raises RequesterError when an agreement is missing or a rate limit is used up.
+    ``username`` may also be an address verified on the account. The row, the response and
+    the mail are the same whether or not it names an account. Raises RequesterError when an
+    agreement is missing or a rate limit is used up.
     """
     if not (agreed and acknowledged):
         raise RequesterError("Agree to the code of conduct and acknowledge that review takes time.")
     if not set(still_has) <= set(StillHas.values):
         raise RequesterError("Choose what you still have from the list.")
-    _check_limits(request, contact_email)
+    check_limits(request, contact_email)
     recovery = RecoveryRequest.objects.create(
         public_id=secrets.token_urlsafe(12),
         link_nonce=secrets.token_hex(16),
         username_claimed=username,
-        user=User.objects.filter(username__iexact=username.strip()).first(),
+        user=account_named(username),
         contact_email=contact_email,
         still_has=list(dict.fromkeys(still_has)),
         description=description,
         agreed_to_code_of_conduct=True,
         acknowledged_review_time=True,
     )
-    _mail_code(recovery)
+    mail_code(recovery)
     return recovery
 
 
-def _mail_code(recovery: RecoveryRequest) -> None:
+def account_named(name: str) -> User | None:
+    """The account ``name`` names: a username, or (with an "@") an address verified on it.
+    An unverified address may be anyone's claim, so it names nothing."""
+    name = name.strip()
+    if "@" not in name:
+        return User.objects.filter(username__iexact=name).first()
+    email = Email.objects.filter(address__iexact=name, verified=True).select_related("user")
+    found = email.first()
+    return found.user if found else None
+
+
+def mail_code(recovery: RecoveryRequest) -> None:
     send_mail(
         to=[recovery.contact_email],
         template="recovery_request_code",
@@ -145,12 +159,17 @@ def contact_code(*, recovery_id: int) -> str:
 @transaction.atomic
 def send_new_code(*, request: HttpRequest, recovery: RecoveryRequest) -> None:
     """Replace the contact code (the old one stops working now); rate-limited like a start."""
-    _check_limits(request, recovery.contact_email)
+    check_limits(request, recovery.contact_email)
     updated = RecoveryRequest.objects.filter(
         pk=recovery.pk, contact_confirmed_at__isnull=True
     ).update(contact_code_digest="", contact_code_expires_at=None)
     if updated:
-        _mail_code(recovery)
+        # A code mailed to an address of the account proves that mailbox only if it is the
+        # one code, tried at most CODE_ATTEMPTS times (relatch.recovery.requester
+        # .signin_requests): a new code ends that, or guesses would add up over codes.
+        RecoveryProof.objects.filter(request=recovery, kind=ProofKind.ACCOUNT_EMAIL).update(
+            expires_at=timezone.now())
+        mail_code(recovery)
 
 
 def code_problem(recovery: RecoveryRequest) -> str:
@@ -211,6 +230,7 @@ def announce_filing(*, recovery_id: int) -> str:
     recovery is blocked (staff see it at the top of the desk), and ask for the proofs that
     match what the requester says they still have (nothing for an unknown username)."""
     from relatch.recovery.proofs.automatic import request_matching_proofs
+    from relatch.recovery.requester.signin_requests import take_signin_proofs
 
     row = RecoveryRequest.objects.select_related("user").get(pk=recovery_id)
     if row.user is None:
@@ -220,8 +240,11 @@ def announce_filing(*, recovery_id: int) -> str:
     with transaction.atomic():
         _announce_filing(row)
         held = _hold_if_blocked(row)
+        # First: its proofs settle while the request is still submitted, so it moves once.
+        from_signin = take_signin_proofs(recovery=row)
         asked = request_matching_proofs(recovery=row)
-    return f"announced; {'held; ' if held else ''}{len(asked)} proof(s) asked for"
+    return (f"announced; {'held; ' if held else ''}{'from a sign-in; ' if from_signin else ''}"
+            f"{len(asked)} proof(s) asked for")
 
 
 def _hold_if_blocked(row: RecoveryRequest) -> bool:

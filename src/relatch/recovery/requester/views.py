@@ -4,6 +4,7 @@ status page, and the owner's "this wasn't me" page. All public (no sign-in)."""
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,9 +15,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from relatch.recovery.models import RecoveryRequest, State
 from relatch.recovery.objections import object_to_request
+from relatch.recovery.proofs.services import CODE_LIFETIME
 from relatch.recovery.requester import links, services
 from relatch.recovery.requester.forms import (
     HONEYPOT_FIELD,
+    MAX_ACCOUNT_NAME,
+    AccountNameForm,
     ContactCodeForm,
     MessageForm,
     RecoveryRequestForm,
@@ -24,11 +28,12 @@ from relatch.recovery.requester.forms import (
 )
 from relatch.recovery.requester.queries import requester_status
 from relatch.recovery.requester.routing import route
+from relatch.recovery.requester.signin_requests import proves_mailbox
 from relatch.web.referrer import keep_url_out_of_referrers
 
 _T = "recovery/requester"
 # The browser that started a request holds its public id until the code is entered.
-_PENDING_KEY = "relatch_recovery_pending"
+PENDING_KEY = "relatch_recovery_pending"
 
 
 def _private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -42,16 +47,33 @@ def _private(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
 
 
 @login_not_required
+@never_cache
 @require_GET
 def start_here(request: HttpRequest) -> HttpResponse:
-    """ "Can't sign in?": asks what the person still has and names the shortest safe path."""
+    """ "Can't sign in?": the account's name first, then what the person still has, then the
+    shortest safe path. The advice reads the answers only, never the account: an existing
+    and an unknown name get the same pages, apart from the name echoed back (ASVS 6.3.8)."""
+    named = AccountNameForm(request.GET if "account" in request.GET else None)
+    if not named.is_valid():
+        return render(request, f"{_T}/start_here.html", {"named": named},
+                      status=400 if named.is_bound else 200)
+    account = named.cleaned_data["account"].strip()
     asked = "asked" in request.GET
     form = StillHasForm(request.GET if asked else None)
-    advice = route(set(form.cleaned_data["has"])) if asked and form.is_valid() else None
-    return render(request, f"{_T}/start_here.html", {
-        "form": form, "advice": advice,
-        "request_url": reverse("requester:new") + "?" + request.GET.urlencode() if asked else "",
+    if not (asked and form.is_valid()):
+        return render(request, f"{_T}/still_has.html", {"form": form, "account": account},
+                      status=400 if asked else 200)
+    has = form.cleaned_data["has"]
+    return render(request, f"{_T}/advice.html", {
+        "advice": route(set(has)), "account": account, "is_address": "@" in account,
+        "sign_in_url": _with_query("signin:login", username=account),
+        "request_url": _with_query("requester:new", username=account, has=has),
     })
+
+
+def _with_query(url_name: str, **values: str | list[str]) -> str:
+    """The next step's URL, its form filled in (the name is no secret; it is in the page)."""
+    return f"{reverse(url_name)}?{urlencode(values, doseq=True)}"
 
 
 @login_not_required
@@ -60,11 +82,12 @@ def start_here(request: HttpRequest) -> HttpResponse:
 def new(request: HttpRequest) -> HttpResponse:
     """The request form; every accepted submission ends on the same "enter the code" page."""
     if request.method != "POST":
-        initial = {"still_has": request.GET.getlist("has")}
+        initial = {"still_has": request.GET.getlist("has"),
+                   "username": request.GET.get("username", "")[:MAX_ACCOUNT_NAME]}
         return render(request, f"{_T}/new.html", {"form": RecoveryRequestForm(initial=initial)})
     if request.POST.get(HONEYPOT_FIELD):
         # A bot sees what a person would; nothing is made or sent.
-        request.session.pop(_PENDING_KEY, None)
+        request.session.pop(PENDING_KEY, None)
         return redirect("requester:confirm")
     form = RecoveryRequestForm(request.POST)
     if not form.is_valid():
@@ -79,12 +102,12 @@ def new(request: HttpRequest) -> HttpResponse:
     except services.RequesterError as refusal:
         form.add_error(None, refusal.message)
         return render(request, f"{_T}/new.html", {"form": form}, status=refusal.status)
-    request.session[_PENDING_KEY] = recovery.public_id
+    request.session[PENDING_KEY] = recovery.public_id
     return redirect("requester:confirm")
 
 
 def _pending(request: HttpRequest) -> RecoveryRequest | None:
-    public_id = request.session.get(_PENDING_KEY)
+    public_id = request.session.get(PENDING_KEY)
     if not isinstance(public_id, str):
         return None
     return RecoveryRequest.objects.filter(public_id=public_id).first()
@@ -107,7 +130,7 @@ def confirm(request: HttpRequest) -> HttpResponse:
             return _new_code(request, recovery)
         if form.is_valid():
             if services.confirm_contact(recovery=recovery, code=form.cleaned_data["code"]):
-                request.session.pop(_PENDING_KEY, None)
+                request.session.pop(PENDING_KEY, None)
                 return redirect("requester:filed")
             form.add_error("code", services.why_code_refused(recovery))
             status = 400
@@ -118,7 +141,10 @@ def confirm(request: HttpRequest) -> HttpResponse:
 
 def _confirm_page(request: HttpRequest, form: ContactCodeForm, status: int = 200, *,
                   error: str = "", resent: bool = False) -> HttpResponse:
-    context = {"form": form, "error": error, "resent": resent}
+    recovery = _pending(request)
+    context = {"form": form, "error": error, "resent": resent,
+               "proves_mailbox": recovery is not None and proves_mailbox(recovery),
+               "mailbox_minutes": int(CODE_LIFETIME.total_seconds() // 60)}
     return render(request, f"{_T}/confirm.html", context, status=status)
 
 
