@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from tests.browser.harness import PHONE, Live, Visitor
+from tests.browser.harness import PHONE, Live, Visitor, totp_now
 from tests.browser.mfa_steps import (
     confirm_saved_codes,
     enrol_authenticator_app,
     make_recovery_codes,
     open_two_step_page,
+    sign_out,
 )
 from tests.browser.recovery_steps import file_request, open_status, staff_member
 
@@ -28,6 +29,8 @@ PICTURES = {
     "sign-in": "Sign in",
     "account-security": "Two-step sign-in, set up with an app and recovery codes",
     "recovery-codes": "New recovery codes, shown once",
+    "second-step": "The second step: one method, the others a click away",
+    "devices": "Sessions and devices: one list",
     "cant-sign-in": "Can't sign in? The first question",
     "request-status": "A recovery request's status page (from the link in the mail)",
     "request-status-phone": "The same status page on a phone",
@@ -83,9 +86,23 @@ def _maintainer_pages(visitor: Visitor, live: Live, out: Path) -> None:
     shoot(visitor, out, "recovery-codes")
     visitor.page.get_by_role("link", name="I saved them: continue").click()
     confirm_saved_codes(visitor, codes[-1])
-    enrol_authenticator_app(visitor)
+    secret, used = enrol_authenticator_app(visitor)
     open_two_step_page(visitor)
     shoot(visitor, out, "account-security")
+    _second_step_and_devices(visitor, out, secret, used)
+
+
+def _second_step_and_devices(visitor: Visitor, out: Path, secret: str, used: str) -> None:
+    sign_out(visitor)
+    visitor.sign_in("alice", PASSWORD)
+    visitor.see("Confirm it is you")
+    shoot(visitor, out, "second-step")
+    visitor.page.get_by_label("Code from your authenticator app").fill(totp_now(secret, after=used))
+    visitor.press("Sign in with the app code")
+    visitor.see(re.compile("Your account"))
+    visitor.goto("/account/sessions/")
+    visitor.see("Sessions and devices")
+    shoot(visitor, out, "devices")
 
 
 def _locked_out_pages(visitor: Visitor, out: Path) -> str:
