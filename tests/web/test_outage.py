@@ -2,6 +2,7 @@
 request (issue 18; bench/load.py --faults logged ~4,000 traceback lines in a 10 s restart)."""
 
 import logging
+import sys
 
 import pytest
 from django.db import InterfaceError, OperationalError
@@ -57,7 +58,7 @@ def test_an_outage_is_one_warning_without_traceback_and_bugs_keep_theirs(
                  if isinstance(f, outage.DatabaseOutageLogFilter)]
     assert installed
     for instance in installed:
-        monkeypatch.setattr(instance, "_last", 0.0)
+        monkeypatch.setattr(instance, "_last", None)
     for _ in range(5):
         assert client.get("/gone/").status_code == 503
     client.get("/bug/")
@@ -80,3 +81,23 @@ def test_an_outage_is_one_warning_without_traceback_and_bugs_keep_theirs(
 def test_what_counts_as_the_database_not_answering(error: Exception | None,
                                                    outage_: bool) -> None:
     assert outage.is_database_down(error) is outage_
+
+
+def test_the_first_outage_after_boot_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monotonic clock starts near 0 at boot: a process on a machine up for 5 s still
+    logs its first outage (it once took the clock's start for an earlier line), and hides the
+    next one within LOG_EVERY."""
+    monkeypatch.setattr(outage.time, "monotonic", lambda: 5.0)
+    check = outage.DatabaseOutageLogFilter()
+    first, second = outage_record(), outage_record()
+    assert check.filter(first) is True
+    assert first.levelno == logging.WARNING and "database does not answer" in first.getMessage()
+    assert check.filter(second) is False
+
+
+def outage_record() -> logging.LogRecord:
+    try:
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+    except OperationalError:
+        return logging.LogRecord("django.request", logging.ERROR, __file__, 1, "failed", (),
+                                 sys.exc_info())

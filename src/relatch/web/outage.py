@@ -61,7 +61,9 @@ class DatabaseOutageLogFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._last = 0.0
+        # None until the first line: monotonic time starts near 0 at boot, so a 0.0 here hid
+        # the first outage of a machine up for less than LOG_EVERY.
+        self._last: float | None = None
         self._hidden = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -70,7 +72,7 @@ class DatabaseOutageLogFilter(logging.Filter):
             return True
         with self._lock:
             now = time.monotonic()
-            if now - self._last < LOG_EVERY:
+            if self._last is not None and now - self._last < LOG_EVERY:
                 self._hidden += 1
                 return False
             hidden, self._hidden, self._last = self._hidden, 0, now
