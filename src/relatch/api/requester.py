@@ -20,8 +20,8 @@ from relatch.api.schemas import (
     MessageOut,
     NewRequestIn,
     StartedOut,
-    StatusOut,
 )
+from relatch.api.status_schemas import StatusOut
 from relatch.recovery.models import RecoveryRequest
 from relatch.recovery.requester import services
 from relatch.recovery.requester.queries import requester_status

@@ -145,19 +145,6 @@ class MessageOut(Schema):
     created_at: datetime
 
 
-class StatusOut(Schema):
-    public_id: str
-    state: str
-    state_label: str
-    created_at: datetime
-    wait_ends_at: datetime | None
-    waiting_for_you_since: datetime | None
-    pending_proofs: list[ProofOut]
-    messages: list[MessageOut]
-    may_cancel: bool
-    may_reopen: bool
-
-
 # -- staff ----------------------------------------------------------------------------------
 
 

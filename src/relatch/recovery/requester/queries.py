@@ -43,22 +43,35 @@ class MessageLine:
 
 
 @dataclass(frozen=True)
+class KindOfProof:
+    """A kind of proof: its value (what the API's clients compare) and its label (the words)."""
+
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True)
 class NextStep:
     """The one thing the page says to do now.
 
     ``kind``: "proofs" (give ``proofs``), "wait" (nothing to do until ``wait_ends_at``),
-    "staff" (nothing to do: staff act next), "reopen" (closed for silence) or "finished".
-    ``sooner``: a wait that one more independent proof ends early; ``sooner_proofs`` are the
-    asked proofs that could, ``sooner_kinds`` the labels of every kind that could.
+    "staff" (nothing to do: staff act next), "reopen" (closed for silence) or "finished"
+    (``outcome``: the state it ended in). ``completes_automatically``: a running wait after
+    which the request completes by itself unless someone objects (said only while the wait
+    runs, as the page says it). ``sooner``: a wait that one more independent proof ends
+    early; ``sooner_proofs`` are the asked proofs that could, ``sooner_kinds`` every kind
+    that could.
     """
 
     kind: str
     proofs: list[PendingProof] = field(default_factory=list)
     wait_ends_at: datetime | None = None
     wait_over: bool = False
+    completes_automatically: bool = False
     sooner: bool = False
     sooner_proofs: list[PendingProof] = field(default_factory=list)
-    sooner_kinds: list[str] = field(default_factory=list)
+    sooner_kinds: list[KindOfProof] = field(default_factory=list)
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def requester_status(recovery: RecoveryRequest, *, token: str = "") -> Requester
 def _next_step(recovery: RecoveryRequest, shown: State, pending: list[PendingProof],
                now: datetime) -> NextStep:
     if shown in TERMINAL:
-        return NextStep("finished")
+        return NextStep("finished", outcome=shown.value)
     if shown == State.CLOSED_NO_RESPONSE:
         return NextStep("reopen")
     if shown == State.IN_WAITING_PERIOD:
@@ -126,11 +139,12 @@ def _waiting(recovery: RecoveryRequest, pending: list[PendingProof], now: dateti
     ends = recovery.wait_ends_at
     over = ends is not None and ends <= now
     if over or not another_proof_ends_wait(recovery, now=now):
-        return NextStep("wait", wait_ends_at=ends, wait_over=over)
+        return NextStep("wait", wait_ends_at=ends, wait_over=over,
+                        completes_automatically=not over and recovery.completes_automatically)
     could = kinds_that_could(recovery)
     return NextStep("wait", wait_ends_at=ends, sooner=True,
                     sooner_proofs=[proof for proof in pending if proof.kind in could],
-                    sooner_kinds=[str(kind.label) for kind in could])
+                    sooner_kinds=[KindOfProof(kind.value, str(kind.label)) for kind in could])
 
 
 def _pending(recovery: RecoveryRequest, proof: RecoveryProof, token: str) -> PendingProof:

@@ -31,6 +31,12 @@ class Entry:
     ends_at: datetime | None = None  # a waiting period's end, when known
     ended: bool = False  # that end is past
 
+    @property
+    def text(self) -> str:
+        """The entry's words as the page shows them, without its times (the page renders
+        those, and a waiting period's end, from ``at``, ``ends_at`` and ``ended``)."""
+        return self.body if self.kind == "message" else self.what
+
 
 # Ties in time keep the order in which things cause each other.
 _RANK = {"filed": 0, "proof": 1, "state": 2, "message": 3}
