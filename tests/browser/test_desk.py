@@ -52,7 +52,7 @@ def test_staff_take_a_request_from_the_queue_to_completion(
     # What she said she still has (her password) was asked for as a proof when she filed.
     expect_fact(dana, "State", "Waiting for proof")
     expect_fact(dana, "Contact address", f"{CONTACT} (confirmed)")
-    expect_fact(dana, "Authenticator app", re.compile(r"^since \d{4}-\d\d-\d\d$"))
+    expect_fact(dana, "Authenticator app", re.compile(r"^since \d{1,2} [A-Z][a-z]{2} \d{4}$"))
     expect(dana.page.get_by_role("main")).to_contain_text("asked automatically")
     assert "status page" in live.mail_text(CONTACT, "a proof is needed")
 

@@ -3,7 +3,7 @@ declines before the invitation expires, owners change and remove roles, members 
 last owner can never go. Every change is an event on both accounts and a mail to the people
 concerned (NIST N9: notices to every verified address)."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -169,12 +169,16 @@ def test_accepting_twice_gives_one_role(
 def test_an_expired_invitation_is_refused_clearly(
     as_bob: CommittingClient, bob: User, project: Project, mail: Any
 ) -> None:
-    invitation = invitation_of(bob, project, expires_at=timezone.now() - timedelta(minutes=1))
+    expired_at = timezone.now() - timedelta(days=3, seconds=30)
+    invitation = invitation_of(bob, project, expires_at=expired_at)
     assert "Expired" in as_bob.get(reverse("manage:invitations")).content.decode()
     response = as_bob.post(reverse("manage:accept_invitation", args=[invitation.pk]))
     assert response.status_code == 400
-    assert "expired on" in response.content.decode()
-    assert "Ask an owner to invite you again." in response.content.decode()
+    # The time as every page shows it (issue 19): in words, the exact UTC moment on hover.
+    at = expired_at.astimezone(UTC)
+    assert (f"This invitation to Demo_Project expired <time datetime=\"{at.isoformat()}\" "
+            f'title="{at:%Y-%m-%d %H:%M:%S} UTC">3 days ago</time>. '
+            "Ask an owner to invite you again.") in response.content.decode()
     assert not Role.objects.filter(user=bob).exists()
     invitation.refresh_from_db()
     assert invitation.state == "pending" and kinds(bob) == [] and mail.messages == []

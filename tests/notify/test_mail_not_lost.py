@@ -13,7 +13,7 @@ import logging
 import smtplib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta
 from io import StringIO
 from typing import Any
 
@@ -196,7 +196,11 @@ def test_after_the_give_up_time_mail_is_given_up_shown_to_staff_counted_and_told
     # The owner's account page says so; another account's page does not.
     account = sign_in(make_client(), owner).get("/account/").content.decode()
     assert "We could not send you 1 security message" in account
-    assert "Your Relatch password was changed" in account
+    # The day as every page shows it (issue 19): a <time>, the exact UTC moment on hover.
+    sent = notice.created_at.astimezone(UTC)
+    assert (f"\u201cYour Relatch password was changed\u201d to alice@example.org "
+            f'(<time datetime="{sent.isoformat()}" title="{sent:%Y-%m-%d %H:%M:%S} UTC">'
+            f"{sent.day} {sent:%b %Y}</time>), so we stopped trying.") in account
     other = sign_in(make_client(), stranger).get("/account/").content.decode()
     assert "We could not send" not in other
 

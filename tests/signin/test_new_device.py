@@ -6,7 +6,7 @@ then. Mail arrives over the real loopback SMTP server.
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -103,6 +103,10 @@ def test_the_link_asks_first_then_signs_in_once_in_the_same_browser(browser, ali
     page = browser.get(link)
     assert page.status_code == 200
     assert "Yes, sign me in" in page_text(page)
+    # When it started, as every page shows a time (issue 19): exact UTC on hover.
+    started = NewDeviceConfirmation.objects.get().created_at.astimezone(UTC)
+    assert (f'(started <time datetime="{started.isoformat()}" '
+            f'title="{started:%Y-%m-%d %H:%M:%S} UTC">just now</time>,') in page.content.decode()
     assert page["Referrer-Policy"] == "strict-origin"
     assert signed_in_user_id(browser) is None  # a mail scanner's GET signs no one in
 

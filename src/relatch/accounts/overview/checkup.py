@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from relatch.accounts.models import User
 from relatch.accounts.sessions.queries import session_count
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.notify.queries import undelivered_security_mail
+from relatch.web.templatetags.times import calendar_date
 
 
 @dataclass(frozen=True)
@@ -107,17 +109,21 @@ def undelivered_mail_check(user: User) -> CheckupItem | None:
     lost = undelivered_security_mail(addresses=addresses)
     if not lost:
         return None
-    shown = "; ".join(
-        f"\u201c{m.subject}\u201d to {m.to} ({m.created_at.day} {m.created_at:%b %Y})"
-        for m in lost[:3]
+    # The day as the pages show it (a <time>, exact UTC on hover); subjects and addresses
+    # are escaped by format_html.
+    shown = format_html_join(
+        "; ", "\u201c{}\u201d to {} ({})",
+        ((m.subject, m.to, calendar_date(m.created_at)) for m in lost[:3]),
     )
     more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
     return CheckupItem(
         ok=False,
         title=f"We could not send you {plural(len(lost), 'security message')}",
-        advice=f"Our mail server could not deliver {shown}{more}, so we stopped trying. If "
-        "you were waiting for a link or a code, ask for a new one; your security history "
-        "shows what the notices were about.",
+        advice=format_html(
+            "Our mail server could not deliver {}{}, so we stopped trying. If you were waiting "
+            "for a link or a code, ask for a new one; your security history shows what the "
+            "notices were about.", shown, more,
+        ),
         link_name="account:history",
         link_label="Security history",
     )

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from relatch.accounts import ratelimit
 from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
@@ -27,6 +28,7 @@ from relatch.mfa.policy import has_second_factor
 from relatch.notify.services import send_mail
 from relatch.web.next_url import with_next
 from relatch.web.refusals import Refusal
+from relatch.web.templatetags.times import relative_time
 
 # Each invitation mails another person: a stolen session must not become a mail cannon.
 INVITE_LIMIT = "20/hour"
@@ -198,10 +200,12 @@ def accept_invitation(*, request: HttpRequest | None, user: User, invitation_id:
     require_not_frozen(user=user, action="Accepting an invitation to a project")
     invitation = _pending_invitation(invitation_id=invitation_id, invitee=user)
     if invitation.expires_at <= timezone.now():
-        raise ManageError(
-            f"This invitation to {invitation.project.name} expired on "
-            f"{invitation.expires_at:%Y-%m-%d}. Ask an owner to invite you again."
-        )
+        # Shown on the invitations page as the pages show times (a <time>, exact UTC on
+        # hover); format_html escapes the project's name.
+        raise ManageError(format_html(
+            "This invitation to {} expired {}. Ask an owner to invite you again.",
+            invitation.project.name, relative_time(invitation.expires_at),
+        ))
     if role_of(user=user, project=invitation.project) is not None:
         raise ManageError(f"You are already a member of {invitation.project.name}.")
     owners = owners_of(invitation.project)
