@@ -197,14 +197,15 @@ def test_project_page_json_per_pep_691_and_700(client: Client) -> None:
         "hashes": {"sha256": wheel.sha256_digest},
         "requires-python": ">=3.8",
         "yanked": False,
+        # PEP 714: no "dist-info-metadata" in JSON (pip 22.3 to 23.1 crash on it).
         "core-metadata": {"sha256": wheel.metadata_sha256_digest},
-        "dist-info-metadata": {"sha256": wheel.metadata_sha256_digest},
         "size": wheel.size,
         "upload-time": uploaded.strftime("%Y-%m-%dT%H:%M:%S.123456Z"),
     }
     assert files["sample_pkg-1.1-py3-none-any.whl"]["yanked"] == "broken"
     assert files["sample_pkg-1.2-py3-none-any.whl"]["yanked"] is True
     assert files[sdist.filename]["core-metadata"] is False
+    assert all("dist-info-metadata" not in entry for entry in document["files"])
     assert "requires-python" not in files[sdist.filename]
 
 

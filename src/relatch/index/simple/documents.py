@@ -100,8 +100,9 @@ def file_json(file: FileRow) -> dict[str, Any]:
         "url": file_url(file.path),
         "hashes": {"sha256": file.sha256_digest},
         "yanked": _yanked_value(file),
+        # PEP 714: JSON has only the new key. pip 22.3 to 23.1 crash on the old one's dict
+        # value ("unhashable type: 'dict'"); the old name lives on in HTML only.
         "core-metadata": metadata,
-        "dist-info-metadata": metadata,
         "size": file.size,
         "upload-time": upload_time(file.uploaded_at),
     }

@@ -40,7 +40,7 @@ METADATA_SUFFIX = ".metadata"
 PAGE_CACHE_SECONDS = 3600
 # Part of every page's ETag and cache key: a release that changes what a page says (a new
 # attribute, say) must not serve bodies, or 304s, made by the previous one from a shared cache.
-PAGE_FORMAT = "2"
+PAGE_FORMAT = "3"
 # /simple/ is kept whole in the cache up to this many projects (~70 bytes each); above, it is
 # streamed from the database on every miss instead of held in every process's memory.
 INDEX_CACHE_MAX_PROJECTS = 20_000
