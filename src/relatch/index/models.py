@@ -16,6 +16,17 @@ from django.utils import timezone
 class Project(models.Model):
     """A project, created by its first upload."""
 
+    class Status(models.TextChoices):
+        """PEP 792 project status."""
+
+        ACTIVE = "active", "Active"
+        # Owners: no new uploads; installs go on.
+        ARCHIVED = "archived", "Archived"
+        # Staff: hidden from installers (a suspected malicious or compromised project).
+        QUARANTINED = "quarantined", "Quarantined"
+        # Owners: still installable, marked as not to be used for new work.
+        DEPRECATED = "deprecated", "Deprecated"
+
     name = models.CharField(max_length=200)
     # PEP 503: lowercase, runs of "-", "_", "." become one "-"; the key of /simple/<name>/.
     normalized_name = models.CharField(max_length=200, unique=True)
@@ -26,6 +37,16 @@ class Project(models.Model):
     # +1 on every change the project's pages show (index.changes.mark_project_changed): the
     # source of their ETags and cache keys. db_default: rows inserted by SQL get one too.
     generation = models.PositiveBigIntegerField(default=1, db_default=1)
+    # PEP 792: shown on the simple pages; a quarantined project is hidden from installers.
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.ACTIVE, db_default="active"
+    )
+    status_reason = models.CharField(max_length=500, blank=True, default="", db_default="")
+    # Private: only the project's own people (and their read tokens) read its pages and
+    # files, whatever RELATCH_READ_ACCESS says for the rest of the index.
+    private = models.BooleanField(default=False, db_default=False)
+    # PyPI's last_serial: the JournalEntry id of the project's latest change.
+    last_serial = models.PositiveBigIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering: ClassVar = ["normalized_name"]
@@ -59,6 +80,23 @@ class IndexState(models.Model):
 
     def __str__(self) -> str:
         return f"index generation {self.epoch}.{self.generation}"
+
+
+class JournalEntry(models.Model):
+    """One change to the index: its id is the global serial (PyPI's ``last_serial`` and
+    ``X-PyPI-Last-Serial``). An insert per change, never an update of one shared row, so
+    uploads to different projects never wait for each other."""
+
+    id = models.BigAutoField(primary_key=True)
+    project_name = models.CharField(max_length=200)
+    action = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.project_name}: {self.action}"
 
 
 class Role(models.Model):
@@ -215,6 +253,8 @@ class APIToken(models.Model):
         UPLOAD = "upload", "Upload"
         # Staff-scoped: the recovery desk's JSON API, never uploads.
         STAFF = "staff", "Recovery desk (staff)"
+        # Installers reading pages and files when reads need a sign-in; never uploads.
+        READ = "read", "Read (install)"
 
     name = models.CharField(max_length=100)
     purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.UPLOAD)
