@@ -1,7 +1,7 @@
 """Reads for the installer-facing pages: a fixed, small number of queries per page."""
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -24,11 +24,18 @@ def find_project(normalized_name: str) -> Project | None:
 
 
 class ProjectState(NamedTuple):
-    """What a project's simple page is keyed on: ``generation`` grows with every change."""
+    """What a project's simple page is keyed on: ``generation`` grows with every change.
+
+    Every field is part of the response cache's marker: a project made private or quarantined
+    changes it, so no response kept before the change is sent after it."""
 
     id: int
     name: str
     generation: int
+    status: str
+    private: bool
+    last_serial: int
+    last_changed_at: datetime
 
 
 class IndexVersion(NamedTuple):
@@ -62,9 +69,21 @@ def _column_sql(model: type[models.Model], *fields: str) -> str:
 
 def project_state(normalized_name: str) -> ProjectState | None:
     """One indexed lookup by the unique normalized name."""
-    sql = _column_sql(Project, "normalized_name", "id", "name", "generation")
+    sql = _column_sql(
+        Project, "normalized_name", "id", "name", "generation", "status", "private",
+        "last_serial", "last_changed_at",
+    )
     row = _fetch_one(sql, [normalized_name])
-    return ProjectState._make(row) if row is not None else None
+    if row is None:
+        return None
+    # A raw cursor converts nothing: SQLite gives 0/1 and text for the last two columns.
+    id_, name, generation, status, private, serial, changed_at = row
+    return ProjectState(id_, name, generation, status, bool(private), serial, _aware(changed_at))
+
+
+def _aware(value: datetime | str) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def index_version() -> IndexVersion:
