@@ -36,6 +36,7 @@ def _metadata(
     project_urls: dict[str, str],
     author_email: str,
     description: str,
+    requires_dist: tuple[str, ...] = (),
 ) -> str:
     lines = [
         "Metadata-Version: 2.1",
@@ -47,14 +48,16 @@ def _metadata(
     lines += [f"Project-URL: {label}, {url}" for label, url in project_urls.items()]
     if requires_python:
         lines.append(f"Requires-Python: {requires_python}")
+    lines += [f"Requires-Dist: {requirement}" for requirement in requires_dist]
     lines.append("Description-Content-Type: text/markdown")
     return "\n".join(lines) + "\n\n" + description + "\n"
 
 
 def _form_fields(metadata: str, name: str, version: str, filetype: str, pyversion: str,
                  requires_python: str, project_urls: dict[str, str], summary: str,
-                 author_email: str, description: str) -> dict[str, str | list[str]]:
-    return {
+                 author_email: str, description: str,
+                 requires_dist: tuple[str, ...] = ()) -> dict[str, str | list[str]]:
+    fields: dict[str, str | list[str]] = {
         ":action": "file_upload",
         "protocol_version": "1",
         "metadata_version": "2.1",
@@ -69,6 +72,9 @@ def _form_fields(metadata: str, name: str, version: str, filetype: str, pyversio
         "requires_python": requires_python,
         "project_urls": [f"{label}, {url}" for label, url in project_urls.items()],
     }
+    if requires_dist:  # twine sends the field only when there are requirements
+        fields["requires_dist"] = list(requires_dist)
+    return fields
 
 
 def _record_line(path: str, data: bytes) -> str:
@@ -86,6 +92,7 @@ def build_wheel(
     author_email: str = "alice@example.org",
     description: str = "# Sample\n\nA sample package.",
     module_source: str = "VALUE = 42\n",
+    requires_dist: tuple[str, ...] = (),
 ) -> Dist:
     """A pure-Python wheel ``{dist}-{version}-py3-none-any.whl`` with one module."""
     urls = project_urls if project_urls is not None else {
@@ -93,7 +100,8 @@ def build_wheel(
     }
     dist = name.replace("-", "_").replace(".", "_")
     metadata = _metadata(name, version, summary=summary, requires_python=requires_python,
-                         project_urls=urls, author_email=author_email, description=description)
+                         project_urls=urls, author_email=author_email, description=description,
+                         requires_dist=requires_dist)
     info = f"{dist}-{version}.dist-info"
     files = {
         f"{dist}/__init__.py": module_source.encode(),
@@ -108,7 +116,7 @@ def build_wheel(
         for path, data in files.items():
             archive.writestr(path, data)
     fields = _form_fields(metadata, name, version, "bdist_wheel", "py3", requires_python, urls,
-                          summary, author_email, description)
+                          summary, author_email, description, requires_dist)
     return Dist(f"{dist}-{version}-py3-none-any.whl", buffer.getvalue(), metadata, fields)
 
 

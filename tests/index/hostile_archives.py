@@ -2,12 +2,16 @@
 wire: a tar header claiming (and holding) hundreds of megabytes of zeros compresses to a few
 hundred kilobytes, the way the load tests' 1 MB sdist made a worker take 1.2 GB."""
 
+import base64
+import hashlib
 import io
 import struct
 import tarfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 MB = 1024 * 1024
 PKG_INFO = b"Metadata-Version: 2.1\nName: sample-pkg\nVersion: 1.0\n"
@@ -111,3 +115,99 @@ def wheel_lying_about_metadata(inflated: int, claimed: int = 1000) -> bytes:
                 struct.pack_into("<L", data, at + size_at, claimed)
             at = data.find(signature, at + 4)
     return bytes(data)
+
+
+# --- wheels built to be read two ways (issue 20: PyPI's "wheel archive confusion") ----------
+
+INFO = "sample_pkg-1.0.dist-info"
+_LOCAL_SIZE, _CENTRAL_SIZE = 30, 46
+
+
+def record_line(path: str, data: bytes, algorithm: str = "sha256") -> str:
+    digest = base64.urlsafe_b64encode(hashlib.new(algorithm, data).digest()).rstrip(b"=")
+    return f"{path},{algorithm}={digest.decode()},{len(data)}"
+
+
+def wheel_of(members: list[tuple[str, bytes]], *, record: list[str] | None = None,
+             compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of ``members`` in order (a name may come twice), then ``{INFO}/RECORD``: the
+    lines given, or by default one right line per member (the last of a repeated name)."""
+    lines = record if record is not None else [
+        record_line(name, data) for name, data in dict(members).items()]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buffer, "w", compression) as archive:
+        warnings.simplefilter("ignore")  # "Duplicate name": that is the point
+        for name, data in members:
+            archive.writestr(name, data)
+        archive.writestr(f"{INFO}/RECORD", "\n".join([*lines, f"{INFO}/RECORD,,"]) + "\n")
+    return buffer.getvalue()
+
+
+def sound_members(metadata: bytes, module: bytes = b"VALUE = 42\n") -> list[tuple[str, bytes]]:
+    return [("sample_pkg/__init__.py", module), (f"{INFO}/METADATA", metadata),
+            (f"{INFO}/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")]
+
+
+def streamed_wheel(members: list[tuple[str, bytes]]) -> bytes:
+    """A wheel written to a stream that cannot seek: every member has a data descriptor."""
+
+    class Unseekable(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = bytearray()
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: Any) -> int:
+            self.data += bytes(b)
+            return len(b)
+
+    sink = Unseekable()
+    lines = [record_line(name, data) for name, data in members]
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in [*members, (f"{INFO}/RECORD",
+                                      ("\n".join([*lines, f"{INFO}/RECORD,,"]) + "\n").encode())]:
+            with archive.open(name, "w", force_zip64=name.endswith("WHEEL")) as target:
+                target.write(data)
+    return bytes(sink.data)
+
+
+def _headers(data: bytes, signature: bytes, fixed: int, name: str) -> list[int]:
+    """Where the headers with ``signature`` for member ``name`` start."""
+    found, at, raw = [], data.find(signature), name.encode()
+    while at >= 0:
+        if data[at + fixed:at + fixed + len(raw)] == raw:
+            found.append(at)
+        at = data.find(signature, at + 4)
+    return found
+
+
+def patch_local(data: bytes, name: str, offset: int, fmt: str, value: int) -> bytes:
+    """The local header of ``name`` with one field (at ``offset``) changed."""
+    patched = bytearray(data)
+    struct.pack_into(fmt, patched, _headers(data, b"PK\x03\x04", _LOCAL_SIZE, name)[0] + offset,
+                     value)
+    return bytes(patched)
+
+
+def rename_local(data: bytes, name: str, other: str) -> bytes:
+    """The local header of ``name`` naming ``other`` (same length) instead."""
+    assert len(name) == len(other)
+    at = _headers(data, b"PK\x03\x04", _LOCAL_SIZE, name)[0] + _LOCAL_SIZE
+    return data[:at] + other.encode() + data[at + len(name):]
+
+
+def without_central_entry(data: bytes, name: str) -> bytes:
+    """``name`` left in the archive (its local header and data) but dropped from the central
+    directory: a streaming reader installs it, zipfile never sees it."""
+    end = data.rfind(b"PK\x05\x06")
+    fields = list(struct.unpack_from("<4s4H2LH", data, end))
+    start = fields[6]
+    entry = _headers(data, b"PK\x01\x02", _CENTRAL_SIZE, name)[0]
+    name_length, extra_length, comment_length = struct.unpack_from("<3H", data, entry + 28)
+    entry_end = entry + _CENTRAL_SIZE + name_length + extra_length + comment_length
+    fields[3] -= 1
+    fields[4] -= 1
+    fields[5] -= entry_end - entry
+    directory = data[start:entry] + data[entry_end:end]
+    return data[:start] + directory + struct.pack("<4s4H2LH", *fields) + data[end + 22:]

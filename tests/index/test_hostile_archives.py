@@ -8,6 +8,7 @@ the upload is answered 400 with a message saying what is wrong. Ordinary sdists 
 the ustar, pax and GNU formats, and .zip) still pass.
 """
 
+import hashlib
 import io
 import tarfile
 import tracemalloc
@@ -20,6 +21,7 @@ import pytest
 from django.test import Client
 
 from relatch.accounts.models import User
+from relatch.audit.models import EventKind, SecurityEvent
 from relatch.index.models import File
 from relatch.index.upload import archives
 from tests.index import hostile_archives as hostile
@@ -199,3 +201,116 @@ def test_ordinary_sdists_are_read_and_uploaded(
     response = post(client, dist_with(content, filename), token_for(user))
     assert response.status_code == 200, response.content
     assert File.objects.get().filename == filename
+
+
+# --- wheels read two ways (issue 20: PyPI's "wheel archive confusion", August 2025) ------------
+
+SOUND = build_wheel()
+META = SOUND.metadata.encode()
+HIDDEN = META.replace(b"Summary:", b"Requires-Dist: evil-helper\nSummary:")
+INIT = "sample_pkg/__init__.py"
+
+
+def _sound() -> bytes:
+    return hostile.wheel_of(hostile.sound_members(META))
+
+
+def _record_without(name: str) -> list[str]:
+    return [hostile.record_line(n, d) for n, d in hostile.sound_members(META) if n != name]
+
+
+def _recorded(init_line: str) -> bytes:
+    """A sound wheel whose RECORD line for the module is ``init_line``."""
+    return hostile.wheel_of(hostile.sound_members(META), record=[
+        init_line if n == INIT else hostile.record_line(n, d)
+        for n, d in hostile.sound_members(META)])
+
+
+HOSTILE_ZIPS: dict[str, tuple[Callable[[], bytes], str]] = {
+    "two METADATA members": (lambda: hostile.wheel_of(
+        [*hostile.sound_members(META), (f"{hostile.INFO}/METADATA", HIDDEN)]),
+        f"it holds two members named {hostile.INFO}/METADATA"),
+    "two .dist-info directories": (lambda: hostile.wheel_of(
+        [*hostile.sound_members(META), ("Sample_Pkg-1.0.dist-info/METADATA", HIDDEN)]),
+        "it has 2 .dist-info directories (Sample_Pkg-1.0.dist-info, sample_pkg-1.0.dist-info)"),
+    "local name differs": (lambda: hostile.rename_local(_sound(), INIT, "sample_pkg/__evil__.py"),
+                           f"the local header of {INIT} disagrees with its central directory "
+                           "entry: it names the member 'sample_pkg/__evil__.py'"),
+    "local compression differs": (lambda: hostile.patch_local(_sound(), INIT, 8, "<H", 0),
+                                  "it states another compression method"),
+    "local size differs": (lambda: hostile.patch_local(_sound(), INIT, 22, "<L", 5),
+                           "it states another CRC or size"),
+    "local CRC differs": (lambda: hostile.patch_local(_sound(), INIT, 14, "<L", 1234),
+                          "it states another CRC or size"),
+    "member missing from the directory": (lambda: hostile.without_central_entry(
+        hostile.wheel_of([*hostile.sound_members(META), ("sample_pkg/hidden.py", b"evil()\n")]),
+        "sample_pkg/hidden.py"), "the archive hides bytes between its members"),
+    "another zip in front": (lambda: hostile.zip_of({"sample_pkg/__init__.py": b"evil()\n"})
+                             + _sound(), "bytes come before its first member"),
+    "bytes before the first member": (lambda: b"#!/bin/sh\nexit\n" + _sound(),
+                                      "bytes come before its first member"),
+    "trailing bytes": (lambda: _sound() + b"trailing", "bytes follow its end of central"),
+    "an end record in the directory": (lambda: hostile.wheel_of(
+        [*hostile.sound_members(META), ("sample_pkg/PK\x05\x06.py", b"")]),
+        "it has more than one end of central directory record"),
+    "two end records": (lambda: _sound() + _sound()[-22:], "it is not a readable zip archive"),
+    "encrypted member": (lambda: hostile.patch_local(_sound(), INIT, 6, "<H", 1),
+                         "is encrypted"),
+    "no RECORD": (lambda: hostile.zip_of(dict(hostile.sound_members(META))),
+                  f"it has no {hostile.INFO}/RECORD"),
+    "file not in RECORD": (lambda: hostile.wheel_of(hostile.sound_members(META),
+                                                    record=_record_without(INIT)),
+                           f"{INIT} is in the wheel but not in its RECORD"),
+    "RECORD lists a missing file": (lambda: hostile.wheel_of(
+        hostile.sound_members(META),
+        record=[*_record_without(""), hostile.record_line("sample_pkg/gone.py", b"x")]),
+        "its RECORD lists sample_pkg/gone.py, which is not in the wheel"),
+    "wrong hash in RECORD": (lambda: _recorded(hostile.record_line(INIT, b"VALUE = 41\n")),
+        f"the hash of {INIT} is not the one its RECORD gives"),
+    "wrong size in RECORD": (lambda: _recorded(
+        hostile.record_line(INIT, b"VALUE = 42\n").rsplit(",", 1)[0] + ",999"),
+        f"its RECORD says {INIT} has 999 bytes; it has 11"),
+    "no hash in RECORD": (lambda: _recorded(f"{INIT},,11"), f"its RECORD gives no hash for {INIT}"),
+    "hexadecimal hash in RECORD": (lambda: _recorded(
+        f"{INIT},sha256={hashlib.sha256(b'VALUE = 42' + bytes([10])).hexdigest()},11"),
+        f"its RECORD gives the hash of {INIT} in hexadecimal"),
+    "md5 in RECORD": (lambda: _recorded(hostile.record_line(INIT, b"VALUE = 42\n", "md5")),
+                      "use sha256 or stronger"),
+}
+
+
+def _no_trace(files_dir: Path) -> None:
+    nothing_changed(files_dir)  # no project, release, File or UsedFilename row; no bytes
+    assert not SecurityEvent.objects.filter(kind=EventKind.FILE_UPLOADED).exists()
+
+
+@pytest.mark.parametrize("case", HOSTILE_ZIPS, ids=list(HOSTILE_ZIPS))
+def test_a_wheel_read_two_ways_is_refused_and_nothing_is_stored(
+    client: Client, user: User, files_dir: Path, case: str
+) -> None:
+    make, reason = HOSTILE_ZIPS[case]
+    response = post(client, dist_with(make(), WHEEL, wheel=True), token_for(user))
+    refused_with(response, 400, "This file is not a valid wheel: ")
+    assert reason in response.content.decode()
+    _no_trace(files_dir)
+
+
+SOUND_BUILDS: dict[str, Callable[[], bytes]] = {
+    "deflated": _sound,
+    "stored": lambda: hostile.wheel_of(hostile.sound_members(META),
+                                       compression=zipfile.ZIP_STORED),
+    "streamed, with data descriptors and zip64": lambda: hostile.streamed_wheel(
+        hostile.sound_members(META)),
+}
+
+
+@pytest.mark.parametrize("case", SOUND_BUILDS, ids=list(SOUND_BUILDS))
+def test_the_sound_builds_of_those_wheels_are_accepted(
+    client: Client, user: User, files_dir: Path, case: str
+) -> None:
+    """Unbroken, the builders make wheels that pass: each refusal above is for the one thing
+    its case breaks. The METADATA served is the wheel's, byte for byte."""
+    response = post(client, dist_with(SOUND_BUILDS[case](), WHEEL, wheel=True), token_for(user))
+    assert response.status_code == 200, response.content
+    row = File.objects.get()
+    assert (files_dir / (row.path + ".metadata")).read_bytes() == META

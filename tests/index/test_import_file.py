@@ -67,21 +67,71 @@ def test_import_creates_rows_and_stores_bytes_and_metadata(
     assert b"".join(response.streaming_content) == wheel.metadata.encode()
 
 
-def test_import_refuses_a_used_file_name_and_a_wrong_project(tmp_path: Path, maria: User) -> None:
-    path = _write(tmp_path, build_wheel())
-    _import(str(path), "--owner", "maria")
-    with pytest.raises(CommandError, match="uploaded before"):
-        _import(str(path), "--owner", "maria")
-    other = _write(tmp_path, build_wheel(version="2.0"))
-    with pytest.raises(CommandError, match="not a file of"):
-        _import(str(other), "--project", "other", "--owner", "maria")
+def _import_both(*args: str) -> tuple[str, str, CommandError | None]:
+    """stdout, stderr and the CommandError (the non-zero exit) of one run, if any."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("index_import_file", *args, stdout=out, stderr=err)
+    except CommandError as error:
+        return out.getvalue(), err.getvalue(), error
+    return out.getvalue(), err.getvalue(), None
+
+
+def test_a_rerun_skips_what_is_there_and_imports_the_rest(tmp_path: Path, maria: User) -> None:
+    """A migration interrupted half-way is simply run again: files already held (same name,
+    same sha256) are reported and skipped, the rest imported, and the run exits 0."""
+    first, second = build_wheel(), build_sdist()
+    paths = [str(_write(tmp_path, first)), str(_write(tmp_path, second))]
+    _import(paths[0], "--owner", "maria")
+    before = list(File.objects.values_list("pk", "sha256_digest", "path"))
+    out, err, failed = _import_both(*paths, "--owner", "maria")
+    assert failed is None and err == ""
+    assert f"skipped {first.filename}: already there\n" in out
+    assert f"imported {second.filename} as /files/" in out
+    assert list(File.objects.filter(pk=before[0][0]).values_list(
+        "pk", "sha256_digest", "path")) == before
+    out, err, failed = _import_both(*paths, "--owner", "maria")
+    assert failed is None and out.count("already there") == 2
+    assert File.objects.count() == 2 and UsedFilename.objects.count() == 2
+    skips = SecurityEvent.objects.filter(user=maria, kind=EventKind.UPLOAD_SKIPPED)
+    assert skips.count() == 3
+    assert skips.first().details["by"] == "operator import"  # type: ignore[union-attr]
+
+
+def test_a_failed_file_does_not_stop_the_others_but_fails_the_run(
+    tmp_path: Path, maria: User
+) -> None:
+    wheel = build_wheel()
+    _import(str(_write(tmp_path, wheel)), "--owner", "maria")
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    other_bytes = _write(changed, build_wheel(module_source="VALUE = 43\n"))
     bad = tmp_path / "not-a-distribution.txt"
     bad.write_text("x")
-    with pytest.raises(CommandError):
-        _import(str(bad), "--owner", "maria")
-    with pytest.raises(CommandError, match="no such file"):
-        _import(str(tmp_path / "missing.whl"), "--owner", "maria")
-    assert File.objects.count() == 1
+    later = build_wheel(version="2.0")
+    out, err, failed = _import_both(
+        str(other_bytes), str(bad), str(tmp_path / "missing.whl"),
+        str(_write(tmp_path, later)), "--owner", "maria")
+    assert failed is not None
+    assert str(failed) == ("3 of 4 files failed: sample_pkg-1.0-py3-none-any.whl, "
+                           "not-a-distribution.txt, missing.whl")
+    assert f"failed {wheel.filename}: File already exists: '{wheel.filename}' is already in " \
+        "this index with other contents" in err
+    assert "failed not-a-distribution.txt: Not a wheel" in err
+    assert "missing.whl: no such file" in err
+    assert f"imported {later.filename}" in out
+    assert sorted(File.objects.values_list("filename", flat=True)) == sorted(
+        [wheel.filename, later.filename])
+    assert File.objects.get(filename=wheel.filename).sha256_digest == wheel.sha256
+
+
+def test_import_refuses_a_wrong_project(tmp_path: Path, maria: User) -> None:
+    other = _write(tmp_path, build_wheel(version="2.0"))
+    with pytest.raises(CommandError, match="1 of 1 files failed"):
+        _import(str(other), "--project", "other", "--owner", "maria")
+    out, err, _failed = _import_both(str(other), "--project", "other", "--owner", "maria")
+    assert "not a file of other" in err
+    assert not File.objects.exists()
 
 
 def test_import_can_name_an_owner_who_may_then_upload(tmp_path: Path, maria: User) -> None:
@@ -144,8 +194,9 @@ def test_an_existing_project_takes_imports_only_from_its_members(
     owner = make_user(username="olga")
     make_project("sample-pkg", owners=(owner,), maintainers=(maria,))
     stranger = make_user(username="sam")
-    with pytest.raises(CommandError, match="not allowed to upload to project 'sample-pkg'"):
-        _import(str(_write(tmp_path, build_wheel(version="1.0"))), "--owner", "sam")
+    _out, err, failed = _import_both(
+        str(_write(tmp_path, build_wheel(version="1.0"))), "--owner", "sam")
+    assert failed is not None and "not allowed to upload to project 'sample-pkg'" in err
     assert not Role.objects.filter(user=stranger).exists()
     assert not File.objects.exists() and not UsedFilename.objects.exists()
     _import(str(_write(tmp_path, build_wheel(version="1.1"))), "--owner", "maria")
@@ -156,8 +207,8 @@ def test_an_existing_project_takes_imports_only_from_its_members(
 
 def test_a_frozen_account_publishes_nothing_by_import_either(tmp_path: Path, maria: User) -> None:
     freeze_account(user=maria, reason="this wasn't me")
-    with pytest.raises(CommandError, match="this account is frozen"):
-        _import(str(_write(tmp_path, build_wheel())), "--owner", "maria")
+    _out, err, failed = _import_both(str(_write(tmp_path, build_wheel())), "--owner", "maria")
+    assert failed is not None and "this account is frozen" in err
     assert not Project.objects.exists() and not UsedFilename.objects.exists()
 
 
@@ -167,8 +218,8 @@ def test_the_upload_checks_apply_to_imports(tmp_path: Path, maria: User) -> None
     renamed = tmp_path / wheel.filename.replace("-1.0-", "-2.0-")
     renamed.write_bytes(wheel.content)
     missing = "not a valid wheel: it has no sample_pkg-2.0.dist-info/METADATA"
-    with pytest.raises(CommandError, match=missing):
-        _import(str(renamed), "--owner", "maria")
+    _out, err, failed = _import_both(str(renamed), "--owner", "maria")
+    assert failed is not None and missing in err
     assert not Project.objects.exists()
 
 

@@ -5,8 +5,9 @@ of parallel uploads to a new project answered "File already exists" for all but 
 SQLite and PostgreSQL), and on PostgreSQL the same for a new release of an existing project:
 each upload had seen no project (or no release) when it was checked, tried to make it, and
 lost to the first. Here six different files of a new project leave at the same moment (two web
-processes, eight threads each), then six of a second release; all must be stored, and only a
-file name really uploaded before is refused, with the message twine's --skip-existing reads.
+processes, eight threads each), then six of a second release; all must be stored, the same bytes
+again are skipped (200), and only other bytes under a file name used before are refused, with
+the message twine's --skip-existing reads.
 """
 
 from collections import Counter
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 PROJECT = "parallel-pkg"
 ALREADY_EXISTS = "File already exists"
+SKIPPED = "is already here with the same contents"
 STATE = """
 import json
 from relatch.audit.models import SecurityEvent
@@ -80,16 +82,19 @@ def test_parallel_uploads_of_a_new_project_and_a_new_release_are_all_stored(
         answers = upload_at_once(server, token, first)
         assert statuses(answers) == {200: 6}, [a.text for a in answers]
 
-        # A new release of the project, six files at once, with two real duplicates among
-        # them: a file of 1.0 again, and one of 2.0's files twice in the same moment.
+        # A new release of the project, six files at once, with three duplicates among
+        # them: a file of 1.0 again, one of 2.0's files twice in the same moment (a CI job
+        # re-run: the same bytes, answered 200 and skipped, issue 20), and other bytes under
+        # a 1.0 file's name (refused).
         second = release_files("2.0")
-        answers = upload_at_once(server, token, [*second, second[1], first[2]])
-        assert statuses(answers) == {200: 6, 400: 2}, [a.text for a in answers]
+        changed = Dist(first[3].filename, build_wheel(PROJECT, "1.0").content,
+                       first[3].metadata, first[3].fields)
+        answers = upload_at_once(server, token, [*second, second[1], first[2], changed])
+        assert statuses(answers) == {200: 8, 400: 1}, [a.text for a in answers]
         twins, old = [answers[1], answers[6]], answers[7]
-        assert statuses(twins) == {200: 1, 400: 1}, [a.text for a in twins]
-        refused = [a for a in answers if a.status == 400]
-        assert old in refused
-        assert all(ALREADY_EXISTS in a.text for a in refused), [a.text for a in refused]
+        assert sorted(SKIPPED in a.text for a in twins) == [False, True], [a.text for a in twins]
+        assert SKIPPED in old.text
+        assert answers[8].status == 400 and ALREADY_EXISTS in answers[8].text, answers[8]
 
         state = shell_json(server, STATE)
         assert isinstance(state, dict)
@@ -104,6 +109,9 @@ def test_parallel_uploads_of_a_new_project_and_a_new_release_are_all_stored(
         for name, path in state["files"]:
             assert (server.data_dir / "files" / path).read_bytes() == contents[name]
 
-        # One at a time, a name used before is still refused the way twine expects.
+        # One at a time: the same file again is skipped, other bytes under its name are
+        # refused the way twine expects.
         again = upload(server, token, first[0])
+        assert again.status == 200 and SKIPPED in again.text, again
+        again = upload(server, token, changed)
         assert again.status == 400 and ALREADY_EXISTS in again.text, again

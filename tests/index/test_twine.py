@@ -110,13 +110,34 @@ def test_twine_uploads_a_second_version(index: Index) -> None:
     assert "1.1" in {version for _name, version, _path in state["files"]}  # type: ignore[attr-defined]
 
 
-def test_twine_shows_why_a_duplicate_file_is_refused(index: Index) -> None:
+def test_a_ci_job_run_again_uploads_the_same_files_and_succeeds(index: Index) -> None:
+    """twine 7 refuses --skip-existing for any index but PyPI: a re-run CI job simply uploads
+    again, and the same bytes are answered 200 (nothing changes)."""
+    # With requirements: the form twine sends must match the wheel's METADATA (issue 20 §6).
+    wheel = build_wheel("twine-rerun", "1.0",
+                        requires_dist=("requests>=2.0", "tomli; python_version < '3.11'"))
+    dists = [wheel, build_sdist("twine-rerun", "1.0")]
+    first = index.twine(*dists)
+    assert first.returncode == 0, said(first)
+    before = index.shell(STATE, "STATE")
+    again = index.twine(*dists)
+    assert again.returncode == 0, said(again)
+    assert index.shell(STATE, "STATE") == before
+    for dist in dists:
+        stored = index.server.data_dir / "files" / next(
+            path for name, _v, path in before["files"]  # type: ignore[attr-defined]
+            if name == dist.filename)
+        assert stored.read_bytes() == dist.content
+
+
+def test_twine_shows_why_other_bytes_under_a_used_name_are_refused(index: Index) -> None:
     dist = build_wheel("twine-dup", "1.0")
     assert index.twine(dist).returncode == 0
-    done = index.twine(dist)
+    done = index.twine(build_wheel("twine-dup", "1.0", module_source="VALUE = 43\n"))
     assert done.returncode != 0
     assert "400 Bad Request" in said(done)
-    assert "File already exists: 'twine_dup-1.0-py3-none-any.whl' was uploaded before" in said(done)
+    assert ("File already exists: 'twine_dup-1.0-py3-none-any.whl' is already in this index "
+            "with other contents") in said(done)
 
 
 def test_twine_shows_why_a_wrong_token_is_refused(index: Index) -> None:

@@ -378,24 +378,39 @@ def test_no_role_on_an_existing_project_is_refused(
 
 # --- a file name is used once ------------------------------------------------------------
 
-def test_the_same_file_cannot_be_uploaded_twice(
-    client: Client, token: str, files_dir: Path
+def test_other_bytes_under_a_used_name_are_refused(
+    client: Client, alice: User, token: str, files_dir: Path
 ) -> None:
+    """The same bytes again are a skipped upload (tests/index/test_upload_reuploads.py); other
+    bytes under the name are refused, and the message says why."""
     dist = build_wheel()
     assert post(client, dist, token).status_code == 200
     before = stored(files_dir)
-    refused_with(post(client, dist, token), 400, "File already exists")
-    assert File.objects.count() == 1 and stored(files_dir) == before
+    other = build_wheel(module_source="VALUE = 43\n")
+    assert other.filename == dist.filename and other.sha256 != dist.sha256
+    response = post(client, other, token)
+    refused_with(response, 400, f"File already exists: '{dist.filename}' is already in this "
+                 f"index with other contents (sha256 {dist.sha256[:16]}")
+    assert "upload a new version instead" in response.content.decode()
+    assert File.objects.get().sha256_digest == dist.sha256 and stored(files_dir) == before
+    refusal_recorded(alice, "other contents")
 
 
-def test_a_deleted_file_name_cannot_come_back(client: Client, token: str) -> None:
-    """Installers may have cached the old bytes under that name."""
+@pytest.mark.parametrize("same_bytes", [True, False], ids=["same bytes", "other bytes"])
+def test_a_deleted_file_name_cannot_come_back(
+    client: Client, token: str, files_dir: Path, same_bytes: bool
+) -> None:
+    """Installers may have cached the old bytes under that name, and a file is deleted for a
+    reason: as on PyPI, the name is not reused even for the very same bytes."""
     dist = build_wheel()
     assert post(client, dist, token).status_code == 200
     Release.objects.all().delete()
-    other_bytes = build_wheel(module_source="VALUE = 43\n")
-    refused_with(post(client, other_bytes, token), 400, "File already exists")
+    again = dist if same_bytes else build_wheel(module_source="VALUE = 43\n")
+    refused_with(post(client, again, token), 400,
+                 f"File already exists: '{dist.filename}' was uploaded before and has been "
+                 "deleted")
     assert not File.objects.exists()
+    assert not SecurityEvent.objects.filter(kind=EventKind.UPLOAD_SKIPPED).exists()
 
 
 def test_file_names_are_compared_without_case(client: Client, token: str) -> None:

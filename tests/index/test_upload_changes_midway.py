@@ -131,4 +131,4 @@ def publish_as(user: User, dist: Dist) -> File:
     for key, value in {**dist.fields, "sha256_digest": dist.sha256}.items():
         fields.setlist(key, value if isinstance(value, list) else [value])
     upload = SimpleUploadedFile(dist.filename, dist.content)
-    return services.store_upload(request=None, token=token, fields=fields, upload=upload)
+    return services.store_upload(request=None, token=token, fields=fields, upload=upload).file

@@ -58,9 +58,9 @@ def sdist_metadata(stream: IO[bytes], filename: str) -> bytes:
     stream.seek(0)
     try:
         if filename.endswith(".zip"):
-            with _open_zip(stream) as archive:
+            with open_zip(stream) as archive:
                 found = next((i for i in archive.infolist() if _is_pkg_info(i.filename)), None)
-                data = None if found is None else _read_zip_member(archive, found, PKG_INFO)
+                data = None if found is None else read_zip_member(archive, found, PKG_INFO)
         else:
             data = _TarWalk(stream).pkg_info()
     finally:
@@ -78,12 +78,12 @@ def wheel_member(stream: IO[bytes], wanted: str) -> bytes:
     ArchiveError if the wheel is not a sound zip within the limits or has no such member."""
     stream.seek(0)
     try:
-        with _open_zip(stream) as archive:
+        with open_zip(stream) as archive:
             lowered = wanted.lower()
             found = next((i for i in archive.infolist() if i.filename.lower() == lowered), None)
             if found is None:
                 raise ArchiveError(f"it has no {wanted}.")
-            return _read_zip_member(archive, found, wanted)
+            return read_zip_member(archive, found, wanted)
     finally:
         stream.seek(0)
 
@@ -97,7 +97,7 @@ def _too_large(what: str) -> ArchiveError:
     return ArchiveError(f"its {what} is larger than {MAX_METADATA_SIZE // 2**20} MB.")
 
 
-class _Clock:
+class Clock:
     """The time and decompression budget of one walk."""
 
     def __init__(self) -> None:
@@ -142,7 +142,7 @@ class _TarWalk:
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.gzip = gzip.GzipFile(fileobj=stream, mode="rb")
-        self.clock = _Clock()
+        self.clock = Clock()
 
     def pkg_info(self) -> bytes | None:
         found: bytes | None = None
@@ -301,7 +301,7 @@ _ENTRY = struct.Struct("<4s6H3L5H2L")  # a central directory entry, before its n
 _ENTRY_SIGNATURE = b"PK\x01\x02"
 
 
-def _open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
+def open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
     start, size = _central_directory(stream)
     _count_entries(stream, start, size)
     try:
@@ -310,7 +310,7 @@ def _open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
         raise ArchiveError(f"it is not a readable zip archive ({error}).") from None
 
 
-def _read_zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, what: str) -> bytes:
+def read_zip_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, what: str) -> bytes:
     if member.file_size > MAX_METADATA_SIZE:
         raise _too_large(what)
     try:

@@ -19,7 +19,7 @@ from relatch.index.models import File
 from relatch.index.names import normalize_project_name
 from relatch.index.upload import storage
 from relatch.index.upload.publisher import Publisher
-from relatch.index.upload.services import publish_file
+from relatch.index.upload.services import Published, publish_file
 from relatch.index.upload.validation import MULTI_FIELDS, SINGLE_FIELDS, UploadRefusedError
 
 # Form fields that are not core metadata: twine derives them from the file.
@@ -29,12 +29,19 @@ _MULTI_FROM_RAW = {raw: key for key, raw in MULTI_FIELDS.items()}
 
 
 def import_distribution(*, source: Path, owner: User, project_name: str | None = None) -> File:
+    """Publish the wheel or sdist at ``source`` as ``owner``, as if they had uploaded it; its
+    File row (the one already there when the index holds the same bytes under its name)."""
+    return import_file(source=source, owner=owner, project_name=project_name).file
+
+
+def import_file(*, source: Path, owner: User, project_name: str | None = None) -> Published:
     """Publish the wheel or sdist at ``source`` as ``owner``, as if they had uploaded it.
 
     ``project_name`` is the display name of a new project (it must name the file's project).
-    Raises UploadRefusedError, with nothing changed, for whatever a twine upload of the file
-    would be refused for (a file name used before, a project ``owner`` has no role in, a
-    frozen account, invalid metadata, …).
+    The same file (name and sha256) already in the index is skipped (``.skipped``), as a
+    twine upload of it is. Raises UploadRefusedError, with nothing changed, for whatever a
+    twine upload of the file would be refused for (other bytes under a name used before, a
+    project ``owner`` has no role in, a frozen account, invalid metadata, …).
     """
     with source.open("rb") as stream:
         upload = UploadedFile(stream, name=source.name, size=source.stat().st_size)

@@ -17,6 +17,7 @@ from relatch.accounts.models import User
 from relatch.audit.models import Factor
 from relatch.index.models import APIToken
 from relatch.index.tokens.services import (
+    WRONG_PURPOSE,
     TokenRefusedError,
     note_token_use,
     refuse_unusable_token,
@@ -47,6 +48,16 @@ class Publisher:
         return cls(user=user)
 
     @property
+    def keeps_legacy_spellings(self) -> bool:
+        """Whether file names may spell the project and version as older tools did
+        (``python-dateutil-2.8.2.tar.gz``, ``zope.interface-5.4.0-…whl``, ``…-1.0.0-…`` in
+        release 1.0): only the operator's import, which brings in the files a team already
+        has (from pypiserver, devpi) under their own names. New uploads spell them the one
+        canonical way every current build tool writes. Either way a release holds one sdist
+        and one wheel per set of tags (``relatch.index.upload.uniqueness``)."""
+        return self.token is None
+
+    @property
     def factor(self) -> str:
         """The factor the events record: the API token, or none for the operator's import."""
         return Factor.API_TOKEN if self.token is not None else ""
@@ -70,6 +81,9 @@ class Publisher:
         way: a hijacker must not publish under the owner's name while staff review the account
         (DESIGN §5), and an operator's import waits for staff to unfreeze it too.
         """
+        if self.token is not None and self.token.purpose != APIToken.Purpose.UPLOAD:
+            # Read (install) and staff tokens never publish, whoever hands them to this code.
+            raise UploadRefusedError(WRONG_PURPOSE, status=403)
         try:
             if self.token is not None:
                 require_second_factor(user=self.user, action=UPLOAD_ACTION)

@@ -13,34 +13,42 @@ from dataclasses import dataclass
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
-from django.db.models.functions import Lower
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
-from packaging.metadata import parse_email
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from relatch.accounts.models import User
 from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.index.changes import mark_project_changed, mark_project_list_changed
+from relatch.index.manage.status import upload_refusal
 from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
-from relatch.index.upload import storage
-from relatch.index.upload.metadata import release_fields
+from relatch.index.upload import reuploads, storage
+from relatch.index.upload.metadata import check_wheel_metadata, release_fields
 from relatch.index.upload.publisher import Publisher
 from relatch.index.upload.storage import Digests, file_storage_path
+from relatch.index.upload.uniqueness import refuse_a_second_of_its_kind
 from relatch.index.upload.validation import (
     UploadForm,
     UploadRefusedError,
     check_action,
     check_filename,
     check_form,
+    split_filename,
 )
 
 __all__ = [
-    "Publisher", "UploadRefusedError", "check_uploader", "file_storage_path", "publish_file",
-    "record_refusal", "store_upload",
+    "Published", "Publisher", "UploadRefusedError", "check_uploader", "file_storage_path",
+    "publish_file", "record_refusal", "store_upload",
 ]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What an upload did: its File row, and whether that file was already there with the
+    same bytes (``skipped``: nothing changed, UPLOAD_SKIPPED was recorded)."""
+
+    file: File
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class _Checked:
     filename: str
     digests: Digests
     project: Project | None
-    metadata: bytes | None
+    metadata: bytes | None = None
 
 
 def check_uploader(*, token: APIToken) -> None:
@@ -62,7 +70,7 @@ def check_uploader(*, token: APIToken) -> None:
 
 def store_upload(
     *, request: HttpRequest | None, token: APIToken, fields: QueryDict, upload: UploadedFile
-) -> File:
+) -> Published:
     """Check and store one uploaded distribution file; return its File row.
 
     Raises UploadRefusedError (.message, .status) and records UPLOAD_REFUSED on the token's
@@ -70,7 +78,8 @@ def store_upload(
     the uploader as owner, PROJECT_CREATED) on a first upload, the Release on its first file,
     the File and UsedFilename rows, the stored file and (for wheels) its METADATA, the
     project's generation (and the index's, for a new project), FILE_UPLOADED and the token's
-    use.
+    use. The same bytes under a name already used are a skipped upload
+    (``relatch.index.upload.reuploads``): nothing changes but UPLOAD_SKIPPED and the token's use.
     """
     try:
         return publish_file(request=request, publisher=Publisher.with_token(token),
@@ -83,7 +92,7 @@ def store_upload(
 
 def publish_file(
     *, request: HttpRequest | None, publisher: Publisher, fields: QueryDict, upload: UploadedFile
-) -> File:
+) -> Published:
     """Check and store one distribution file as ``publisher``; return its File row.
 
     The pipeline of every way in: twine's upload (``store_upload``, which also records a
@@ -93,7 +102,22 @@ def publish_file(
     token.
     """
     checked = _check(publisher=publisher, fields=fields, upload=upload)
-    return _store(request=request, publisher=publisher, checked=checked, upload=upload)
+    if (same := _identical(checked)) is not None:
+        reuploads.record_skip(request=request, publisher=publisher, file=same)
+        return Published(same, skipped=True)
+    reuploads.refuse_used_name(filename=checked.filename, sha256=checked.digests.sha256)
+    checked = _check_contents(checked, upload)
+    try:
+        return Published(
+            _store(request=request, publisher=publisher, checked=checked, upload=upload)
+        )
+    except _NameTakenError:
+        # A parallel upload (a CI job re-run twice at once) stored the name first: the same
+        # bytes are a skip for this one too.
+        if (same := _identical_after_race(publisher, checked)) is None:
+            raise
+        reuploads.record_skip(request=request, publisher=publisher, file=same)
+        return Published(same, skipped=True)
 
 
 @transaction.atomic
@@ -110,17 +134,46 @@ def record_refusal(
     )
 
 
+class _NameTakenError(UploadRefusedError):
+    """The file's name was taken by another upload between the checks and the commit."""
+
+
 def _check(*, publisher: Publisher, fields: QueryDict, upload: UploadedFile) -> _Checked:
+    """Who uploads, the form, the file name and the digests: all a re-upload needs."""
     publisher.check()
     check_action(fields)
     form = check_form(fields)
     project = _project_for(publisher=publisher, form=form)
     filename = upload.name or ""
-    check_filename(filename, form)
-    _check_filename_unused(filename)
+    check_filename(filename, form, legacy_spelling=publisher.keeps_legacy_spellings)
     digests = _check_digests(form, upload)
-    metadata = _check_archive(form, filename, upload)
-    return _Checked(form, filename, digests, project, metadata)
+    return _Checked(form, filename, digests, project)
+
+
+def _identical(checked: _Checked) -> File | None:
+    return reuploads.identical_file(filename=checked.filename, sha256=checked.digests.sha256,
+                                    project=checked.project)
+
+
+def _identical_after_race(publisher: Publisher, checked: _Checked) -> File | None:
+    """The same file, stored by the upload that won the race, when this uploader may upload
+    to its project (which that upload may have just made)."""
+    project = Project.objects.filter(normalized_name=checked.form.normalized_name).first()
+    if project is None or not _may_upload(publisher.user, project):
+        return None
+    return reuploads.identical_file(filename=checked.filename, sha256=checked.digests.sha256,
+                                    project=project)
+
+
+def _check_contents(checked: _Checked, upload: UploadedFile) -> _Checked:
+    """The archive; for a wheel, the form as its METADATA says it (what is stored)."""
+    form, filename = checked.form, checked.filename
+    if form.filetype == File.PackageType.SDIST:
+        storage.sdist_metadata(upload, filename)  # read (bounded) to know it is an sdist
+        return checked
+    metadata = storage.checked_wheel_metadata(upload, filename)
+    form = check_wheel_metadata(metadata, form)
+    return _Checked(form, filename, checked.digests, checked.project, metadata)
 
 
 def _project_for(*, publisher: Publisher, form: UploadForm) -> Project | None:
@@ -133,7 +186,16 @@ def _project_for(*, publisher: Publisher, form: UploadForm) -> Project | None:
     project = Project.objects.filter(normalized_name=form.normalized_name).first()
     if project is not None and not _may_upload(publisher.user, project):
         raise _not_allowed(project)
+    if project is not None:
+        _refuse_by_status(project)
     return project
+
+
+def _refuse_by_status(project: Project) -> None:
+    """PEP 792: an archived or quarantined project takes no new files (not even the same
+    bytes again: a re-run job should learn the project is closed)."""
+    if (why := upload_refusal(project)) is not None:
+        raise UploadRefusedError(why, status=403)
 
 
 def _may_upload(user: User, project: Project) -> bool:
@@ -149,22 +211,6 @@ def _not_allowed(project: Project) -> UploadRefusedError:
     return UploadRefusedError(
         f"You are not allowed to upload to project '{project.name}': ask one of its owners "
         "for the maintainer role.", status=403,
-    )
-
-
-def _check_filename_unused(filename: str) -> None:
-    # Never twice, even after deletion: installers may have cached the old bytes by name.
-    if UsedFilename.objects.annotate(lower=Lower("filename")).filter(
-        lower=filename.lower()
-    ).exists():
-        raise _already_exists(filename)
-
-
-def _already_exists(filename: str) -> UploadRefusedError:
-    # "already exists" with 400 is what twine's --skip-existing looks for.
-    return UploadRefusedError(
-        f"File already exists: '{filename}' was uploaded before, and a file name can be "
-        "used only once, even after the file is deleted. Upload a new version instead."
     )
 
 
@@ -187,33 +233,6 @@ def _check_digests(form: UploadForm, upload: UploadedFile) -> Digests:
     return digests
 
 
-def _check_archive(form: UploadForm, filename: str, upload: UploadedFile) -> bytes | None:
-    if form.filetype == File.PackageType.SDIST:
-        storage.sdist_metadata(upload, filename)  # read (bounded) to know it is an sdist
-        return None
-    data = storage.wheel_metadata(upload, filename)
-    _check_wheel_metadata(data, form)
-    return data
-
-
-def _check_wheel_metadata(data: bytes, form: UploadForm) -> None:
-    """The METADATA inside the wheel names the same project and version as the form: pip
-    reads it (PEP 658), so a mismatch would install something other than what was shown."""
-    raw, _unparsed = parse_email(data)
-    name, version = str(raw.get("name", "")), str(raw.get("version", ""))
-    try:
-        same = canonicalize_name(name) == canonicalize_name(form.name) and (
-            Version(version) == Version(form.version)
-        )
-    except InvalidVersion:
-        same = False
-    if not same:
-        raise UploadRefusedError(
-            f"The wheel's METADATA is for {name or '?'} {version or '?'}, not for "
-            f"{form.name} {form.version}."
-        )
-
-
 def _store(
     *, request: HttpRequest | None, publisher: Publisher, checked: _Checked, upload: UploadedFile
 ) -> File:
@@ -232,6 +251,11 @@ def _store(
             publisher.confirm()
             if not project_created:
                 _confirm_role(publisher.user, row.release.project)
+            # After the file is saved: the release's row stays locked from here to the commit,
+            # and parallel uploads of one release's wheels should not wait for each other's
+            # storage. A refusal here deletes what was saved (below).
+            refuse_a_second_of_its_kind(release=row.release, filename=checked.filename,
+                                        filetype=checked.form.filetype, stored=row)
             # Last: the markers' rows stay locked until the commit, and saving a large file
             # takes a while; the index's row is touched only when the project is new.
             mark_project_changed(project_id=row.release.project_id)
@@ -241,7 +265,7 @@ def _store(
         storage.delete_stored(stored)
         # The project and release are made or found race-free (_write_rows): the file name
         # is what another upload took between the check and this commit.
-        raise _already_exists(checked.filename) from None
+        raise _NameTakenError(reuploads.already_exists(checked.filename).message) from None
     except OSError:
         storage.delete_stored(stored)
         # The storage failed (disk full, object store down): nothing was written.
@@ -271,7 +295,12 @@ def _write_rows(
     project, project_created = _project_in_transaction(
         request=request, publisher=publisher, form=form, checked_project=checked.project
     )
+    # Read again in the transaction: a status set since the checks above still counts.
+    project.refresh_from_db(fields=["status"])
+    _refuse_by_status(project)
     release = _release_for(project=project, user=user, form=form)
+    if not publisher.keeps_legacy_spellings:
+        _check_version_spelling(release, checked)
     now = timezone.now()
     row = File.objects.create(
         release=release, filename=checked.filename, packagetype=form.filetype,
@@ -334,6 +363,21 @@ def _release_for(*, project: Project, user: User, form: UploadForm) -> Release:
         defaults={"version": form.version, "uploader": user, **release_fields(form)},
     )
     return release
+
+
+def _check_version_spelling(release: Release, checked: _Checked) -> None:
+    """The file spells the version as its release does: ``sample_pkg-1.0.0-py3-none-any.whl``
+    beside ``sample_pkg-1.0-py3-none-any.whl`` would be a second file with the same tags for
+    one release. Read here, under the transaction, so parallel first uploads agree too. New
+    uploads only: the operator's import keeps older spellings, and ``uniqueness`` keeps a
+    release to one sdist and one wheel per tags either way."""
+    prefix, version, rest = split_filename(checked.filename, checked.form.filetype)
+    if version.lower() != release.version.lower():
+        raise UploadRefusedError(
+            f"Release {release.version} of {release.project.name} spells its version "
+            f"'{release.version}', and so must its files: name the file "
+            f"'{prefix}-{release.version}{rest}'."
+        )
 
 
 def _sha256(data: bytes | None) -> str:

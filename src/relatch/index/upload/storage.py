@@ -15,7 +15,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
-from relatch.index.upload import archives
+from relatch.index.upload import archives, wheels
 from relatch.index.upload.validation import UploadRefusedError
 
 
@@ -82,6 +82,15 @@ def wheel_metadata(upload: UploadedFile, filename: str) -> bytes:
     dist_info = "-".join(filename.split("-")[:2]) + ".dist-info/METADATA"
     try:
         return archives.wheel_member(_stream(upload), dist_info)
+    except archives.ArchiveError as error:
+        raise UploadRefusedError(f"This file is not a valid wheel: {error.reason}") from None
+
+
+def checked_wheel_metadata(upload: UploadedFile, filename: str) -> bytes:
+    """The bytes of the wheel's METADATA, once the whole wheel is found sound (its framing,
+    its one .dist-info directory, its RECORD: ``relatch.index.upload.wheels``)."""
+    try:
+        return wheels.checked_wheel_metadata(_stream(upload), filename)
     except archives.ArchiveError as error:
         raise UploadRefusedError(f"This file is not a valid wheel: {error.reason}") from None
 

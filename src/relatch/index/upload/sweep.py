@@ -50,6 +50,16 @@ class SweepResult:
     directories_removed: int = 0
 
 
+def added(first: SweepResult, second: SweepResult) -> SweepResult:
+    """The counts of two sweeps of one run (``packages/`` and ``upstream/``) together."""
+    return SweepResult(
+        dry_run=first.dry_run, scanned=first.scanned + second.scanned,
+        too_recent=first.too_recent + second.too_recent, removed=first.removed + second.removed,
+        removed_bytes=first.removed_bytes + second.removed_bytes,
+        directories_removed=first.directories_removed + second.directories_removed,
+    )
+
+
 def sweep_orphan_files(
     *, older_than: timedelta = DEFAULT_MIN_AGE, dry_run: bool = False,
     on_orphan: OnOrphan | None = None,

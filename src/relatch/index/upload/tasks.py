@@ -10,17 +10,20 @@ from typing import Any
 from django.tasks import task
 from django.utils import timezone
 
-from relatch.index.upload.sweep import DEFAULT_MIN_AGE, sweep_orphan_files
+from relatch.index.upload.sweep import DEFAULT_MIN_AGE, added, sweep_orphan_files
 from relatch.index.upload.temp_files import LEFTOVER_AGE, remove_upload_leftovers
+from relatch.index.upstream.sweep import sweep_upstream_orphans
 
 SWEEP_EVERY = timedelta(days=1)
 
 
 @task()
 def sweep_orphans() -> dict[str, Any]:
-    """One sweep with the default age limit, and the removal of uploads' temporary files
-    older than LEFTOVER_AGE; their counts go into the task's result row."""
-    report = asdict(sweep_orphan_files(older_than=DEFAULT_MIN_AGE, dry_run=False))
+    """One sweep of ``packages/`` and ``upstream/`` with the default age limit, and the
+    removal of uploads' temporary files older than LEFTOVER_AGE; their counts go into the
+    task's result row."""
+    report = asdict(added(sweep_orphan_files(older_than=DEFAULT_MIN_AGE, dry_run=False),
+                          sweep_upstream_orphans(older_than=DEFAULT_MIN_AGE, dry_run=False)))
     leftovers = remove_upload_leftovers(older_than=LEFTOVER_AGE)
     report.update(upload_leftovers=leftovers.files, upload_leftover_bytes=leftovers.bytes)
     return report

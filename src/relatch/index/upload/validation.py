@@ -210,9 +210,13 @@ def _first_problem(group: BaseExceptionGroup[Any]) -> str:
     return "; ".join(str(p) for p in problems[:3])
 
 
-def check_filename(filename: str, form: UploadForm) -> None:
+def check_filename(filename: str, form: UploadForm, *, legacy_spelling: bool = False) -> None:
     """The file name follows the wheel or sdist rules and names the form's project and
-    version: installers trust the name, so a mismatch would publish one version as another."""
+    version: installers trust the name, so a mismatch would publish one version as another.
+
+    With ``legacy_spelling`` (the operator's import) the project part need only normalise to
+    the project (PEP 503) and the version equal the form's (PEP 440), as in the files older
+    tools wrote; otherwise the project part must be the canonical spelling."""
     if not filename or len(filename) > MAX_FILENAME or "/" in filename or "\\" in filename:
         raise UploadRefusedError(f"Invalid file name '{filename[:100]}'.")
     if not filename.endswith(FILETYPE_SUFFIXES[form.filetype]):
@@ -232,6 +236,47 @@ def check_filename(filename: str, form: UploadForm) -> None:
         raise UploadRefusedError(
             f"The file name '{filename}' is for version {version}, not {form.version}."
         )
+    if not legacy_spelling:
+        _check_name_spelling(filename, form)
+
+
+def canonical_file_prefix(normalized_name: str) -> str:
+    """The project part of a file name: the wheel convention, which PEP 625 sdists use too
+    (every run of "-", "_", "." is one "_"; ``normalized_name`` is already lowercase)."""
+    return normalized_name.replace("-", "_")
+
+
+def _check_name_spelling(filename: str, form: UploadForm) -> None:
+    """The file name spells the project the one canonical way (case aside), as every current
+    build tool writes it (new uploads; the operator's import keeps older spellings).
+
+    ``Sample.Pkg-1.0.tar.gz`` and ``sample_pkg-1.0.tar.gz`` are one release's file to every
+    installer: a second spelling is a mistake or an attempt to add a second sdist (or wheel
+    with the same tags), which ``relatch.index.upload.uniqueness`` refuses whatever the
+    spelling. Case is
+    left free: the names in use are compared without case (``Sample_Pkg-1.0.tar.gz`` is taken
+    once ``sample_pkg-1.0.tar.gz`` is), and wheels from before the normalising builders
+    (``Django-4.2-py3-none-any.whl``) stay importable.
+    """
+    prefix, version, rest = split_filename(filename, form.filetype)
+    expected = canonical_file_prefix(form.normalized_name)
+    if prefix.lower() != expected:
+        raise UploadRefusedError(
+            f"The file name '{filename}' spells the project '{prefix}'; name the file "
+            f"'{expected}-{version}{rest}' (the project's name as wheels and PEP 625 sdists "
+            "write it)."
+        )
+
+
+def split_filename(filename: str, filetype: str) -> tuple[str, str, str]:
+    """A file name checked by ``check_filename`` as its project part, its version part, and
+    the rest (a wheel's tags and ".whl", an sdist's suffix), as spelt."""
+    if filetype == File.PackageType.WHEEL:
+        prefix, version, rest = filename.split("-", 2)
+        return prefix, version, "-" + rest
+    suffix = next(s for s in FILETYPE_SUFFIXES[filetype] if filename.endswith(s))
+    prefix, _, version = filename.removesuffix(suffix).rpartition("-")
+    return prefix, version, suffix
 
 
 def _parse_filename(filename: str, filetype: str) -> tuple[str, Version]:

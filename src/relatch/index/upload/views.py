@@ -65,12 +65,22 @@ def upload(request: HttpRequest) -> HttpResponse:
         services.record_refusal(request=request, token=token, message=error.message)
         return _drained(request, refusal(error.message, error.status))
     try:
-        row = services.store_upload(request=request, token=token, fields=fields, upload=content)
+        published = services.store_upload(
+            request=request, token=token, fields=fields, upload=content
+        )
     except UploadRefusedError as error:
         return refusal(error.message, error.status)
     finally:
         content.close()
-    return HttpResponse(f"OK: stored {row.filename}\n", content_type="text/plain; charset=utf-8")
+    return HttpResponse(_answer(published), content_type="text/plain; charset=utf-8")
+
+
+def _answer(published: services.Published) -> str:
+    # 200 for a skipped re-upload too: twine (and a re-run CI job) treats it as success.
+    if published.skipped:
+        return (f"OK: {published.file.filename} is already here with the same contents; "
+                "nothing changed.\n")
+    return f"OK: stored {published.file.filename}\n"
 
 
 def refusal(message: str, status: int) -> HttpResponse:

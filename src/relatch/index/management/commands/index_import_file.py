@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from relatch.accounts.models import User
-from relatch.index.upload.imports import import_distribution
+from relatch.index.upload.imports import import_file
 from relatch.index.upload.validation import UploadRefusedError
 
 
@@ -15,7 +15,9 @@ class Command(BaseCommand):
     help = (
         "Add wheels or sdists from disk to the index, published as --owner: the project and "
         "version come from each file (the project is created when new, owned by --owner). "
-        "Files are checked, stored and recorded like uploads."
+        "Files are checked, stored and recorded like uploads; a file the index already holds "
+        "(same name and sha256) is skipped. Every file is tried; the exit status is non-zero "
+        "if any failed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,13 +33,28 @@ class Command(BaseCommand):
         owner = User.objects.filter(username__iexact=options["owner"]).first()
         if owner is None:
             raise CommandError(f"no account named {options['owner']}")
-        for path in options["paths"]:
-            if not path.is_file():
-                raise CommandError(f"{path}: no such file")
-            try:
-                file = import_distribution(
-                    source=path, project_name=options["project"], owner=owner
-                )
-            except UploadRefusedError as error:
-                raise CommandError(f"{path.name}: {error.message}") from error
-            self.stdout.write(f"imported {file.filename} as /files/{file.path}")
+        paths: list[Path] = options["paths"]
+        # Every file is tried: one refused file must not leave the rest of a migration undone,
+        # and a re-run after a partial import skips what is already there.
+        failed = [path for path in paths if not self._import(path, owner, options["project"])]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} of {len(paths)} files failed: "
+                + ", ".join(path.name for path in failed)
+            )
+
+    def _import(self, path: Path, owner: User, project: str | None) -> bool:
+        """Import one file and say what happened; False if it failed."""
+        if not path.is_file():
+            self.stderr.write(f"failed {path}: no such file")
+            return False
+        try:
+            published = import_file(source=path, project_name=project, owner=owner)
+        except UploadRefusedError as error:
+            self.stderr.write(f"failed {path.name}: {error.message}")
+            return False
+        if published.skipped:
+            self.stdout.write(f"skipped {path.name}: already there")
+        else:
+            self.stdout.write(f"imported {published.file.filename} as /files/{published.file.path}")
+        return True
