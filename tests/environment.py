@@ -11,3 +11,6 @@ os.environ.setdefault("RELATCH_BASE_URL", "http://testserver")
 # No test reaches IANA or a registry: the domain check's tests run their own RDAP server on
 # loopback; anything else that looked a domain up would find nothing listening here.
 os.environ.setdefault("RELATCH_RDAP_BOOTSTRAP", "http://127.0.0.1:9/rdap/dns.json")
+# No test reaches pypi.org either: the upstream index is off unless a test names its own
+# (tests/index/upstream/ starts one on loopback).
+os.environ.setdefault("RELATCH_UPSTREAM", "")

@@ -117,7 +117,7 @@ def test_index_lists_every_project_in_html(client: Client) -> None:
         ({"href": "/simple/sample-pkg/"}, "Sample_Pkg"),
         ({"href": "/simple/zeta-tool/"}, "zeta.tool"),
     ]
-    assert '<meta name="pypi:repository-version" content="1.1">' in body(get(client, "/simple/"))
+    assert '<meta name="pypi:repository-version" content="1.4">' in body(get(client, "/simple/"))
 
 
 @pytest.mark.django_db
@@ -126,7 +126,7 @@ def test_index_lists_every_project_in_json(client: Client) -> None:
     publish(build_wheel("zeta.tool", "2.0"))
     document = json.loads(body(get(client, "/simple/", JSON)))
     assert document == {
-        "meta": {"api-version": "1.1"},
+        "meta": {"api-version": "1.4"},
         "projects": [{"name": "Sample_Pkg"}, {"name": "zeta.tool"}],
     }
 
@@ -187,7 +187,7 @@ def test_project_page_json_per_pep_691_and_700(client: Client) -> None:
     publish(build_wheel(version="1.2"), yanked_reason="")
     sdist = publish(build_sdist(version="0.9", requires_python=""))
     document = json.loads(body(get(client, "/simple/sample-pkg/", JSON)))
-    assert document["meta"] == {"api-version": "1.1"}
+    assert document["meta"] == {"api-version": "1.4"}
     assert document["name"] == "sample-pkg"
     assert document["versions"] == ["0.9", "1.0", "1.1", "1.2"]  # PEP 440 order
     files = {entry["filename"]: entry for entry in document["files"]}

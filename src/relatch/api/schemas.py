@@ -402,6 +402,11 @@ class TokenIn(Schema):
                     AfterValidator(_not_blank)]
     project: Plain | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
     expires_at: datetime | None = None
+    # As on the tokens page: upload (twine) or read (pip and uv on a private index); staff
+    # tokens are not made here.
+    purpose: Literal["upload", "read"] = Field(
+        default="upload", description="upload: publish with twine; read: install with pip or uv "
+        "(a read token cannot upload, an upload token cannot read).")
 
 
 class TokenCreatedOut(TokenOut):

@@ -8,7 +8,6 @@ need a recent password confirmation (ASVS 7.5.1), and every change is announced.
 from dataclasses import asdict
 from datetime import datetime
 
-from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Path, Router, Status
@@ -20,8 +19,10 @@ from relatch.api.auth import signed_in, staff_token
 from relatch.api.schemas import ErrorOut, TokenCreatedOut, TokenIn, TokenOut
 from relatch.index.models import Project
 from relatch.index.queries import find_project_by_typed_name
+from relatch.index.simple import access
 from relatch.index.tokens import services as tokens
 from relatch.index.tokens.queries import token_line, token_lines
+from relatch.web.path_prefix import site_url
 
 router = Router(tags=["API tokens"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -35,8 +36,8 @@ def _user(request: HttpRequest) -> User:
 
 def _recent(request: HttpRequest) -> None:
     if not is_recently_authenticated(request):
-        raise HttpError(403, "Confirm your password first: " + settings.BASE_URL
-                        + reverse("signin:reauthenticate"))
+        raise HttpError(403, "Confirm your password first: "
+                        + site_url(reverse("signin:reauthenticate")))
 
 
 @router.get("/tokens", response={200: list[TokenOut], **ERRORS}, auth=[signed_in, staff_token])
@@ -47,23 +48,28 @@ def list_tokens(request: HttpRequest) -> list[TokenOut]:
 
 @router.post("/tokens", response={201: TokenCreatedOut, **ERRORS}, auth=signed_in)
 def create_token(request: HttpRequest, payload: TokenIn) -> Status[TokenCreatedOut]:
-    """Mint an upload token; the token text is in this answer and nowhere else, ever."""
+    """Mint an upload token, or a read token (``purpose``: "read"); the token text is in
+    this answer and nowhere else, ever."""
     _recent(request)
     user = _user(request)
-    project = _project(payload.project)
+    project = _project(user, payload.project)
     # Refused (no second factor, an expiry past or too far ahead, ...): the handler of
     # relatch.api.api answers with the service's own message and status.
     row, text = tokens.create_token(request=request, user=user, name=payload.name,
-                                    project=project, expires_at=_aware(payload.expires_at))
+                                    project=project, expires_at=_aware(payload.expires_at),
+                                    purpose=payload.purpose)
     return Status(201, TokenCreatedOut.model_validate({**asdict(token_line(row)),
                                                        "token": text}))
 
 
-def _project(name: str | None) -> Project | None:
+def _project(user: User, name: str | None) -> Project | None:
     if not name:
         return None
     project = find_project_by_typed_name(name)
-    if project is None:
+    # A private project the caller may not read answers as a missing one: "you have no role
+    # on it" would confirm a private name to any signed-in account (access module docstring).
+    if project is None or not access.may_read(access.Reader(user, None), project_id=project.pk,
+                                              private=project.private):
         raise HttpError(400, "There is no project with that name.")
     return project
 

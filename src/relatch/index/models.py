@@ -275,3 +275,13 @@ class APIToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.name} of {self.user_id}"
+
+
+# The upstream index's rows live beside their code; importing them here registers them with
+# the index app (Django loads an app's models from its models module).
+from relatch.index.upstream.models import UpstreamFile, UpstreamPage  # noqa: E402
+
+__all__ = [
+    "APIToken", "File", "IndexState", "JournalEntry", "Project", "Release", "Role",
+    "RoleInvitation", "UpstreamFile", "UpstreamPage", "UsedFilename",
+]

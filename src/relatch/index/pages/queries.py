@@ -3,7 +3,7 @@ projects; the recently updated projects. Each page costs a fixed number of queri
 
 from dataclasses import dataclass
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.urls import reverse
 from packaging.utils import canonicalize_version
@@ -163,13 +163,25 @@ def public_user(username: str) -> User | None:
     return User.objects.filter(username__iexact=username).first()
 
 
-def user_roles(user: User) -> QuerySet[Role]:
-    """The user's roles with their projects, by project name."""
-    return Role.objects.filter(user=user).select_related("project").order_by(
-        "project__normalized_name"
-    )
+def readable_projects(readable: Q | None) -> QuerySet[Project]:
+    """The projects a visitor may read: ``readable`` is access.readable_filter's answer, None
+    for an anonymous visitor (who reads what is not private)."""
+    return Project.objects.filter(Q(private=False) if readable is None else readable)
 
 
-def recently_updated_projects(limit: int = RECENT_PROJECTS) -> list[Project]:
-    """The projects changed most recently (uploads, yanks, deletions), newest first."""
-    return list(Project.objects.order_by("-last_changed_at", "normalized_name")[:limit])
+def user_roles(user: User, *, readable: Q | None) -> QuerySet[Role]:
+    """The user's roles on projects the visitor may read, with the projects, by name (one
+    query: the filter is a subquery). Never a quarantined project: a public profile must not
+    point anyone at what staff hid (its people see it on their own project pages)."""
+    shown = readable_projects(readable).exclude(status=Project.Status.QUARANTINED)
+    return Role.objects.filter(user=user, project__in=shown).select_related(
+        "project").order_by("project__normalized_name")
+
+
+def recently_updated_projects(limit: int = RECENT_PROJECTS, *, readable: Q | None
+                              ) -> list[Project]:
+    """The projects the visitor may read changed most recently (uploads, yanks, deletions),
+    newest first; never a quarantined one (PEP 792: hidden from everyone but its people and
+    the staff)."""
+    rows = readable_projects(readable).exclude(status=Project.Status.QUARANTINED)
+    return list(rows.order_by("-last_changed_at", "normalized_name")[:limit])

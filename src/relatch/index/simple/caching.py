@@ -1,11 +1,13 @@
 """ETags and cache headers shared by the installer-facing views."""
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
-from django.utils.http import parse_etags
+from django.utils.http import http_date, parse_etags, parse_http_date_safe
 
 # Index pages change on upload and yank: a minute of staleness spares the database most polls.
 INDEX_CACHE_CONTROL = "public, max-age=60"
@@ -27,6 +29,37 @@ def is_fresh(request: HttpRequest, etag: str) -> bool:
     """The client's ``If-None-Match`` already names ``etag`` (or ``*``)."""
     tags = parse_etags(request.headers.get("If-None-Match", ""))
     return "*" in tags or etag in tags or f"W/{etag}" in tags
+
+
+def is_not_modified(request: HttpRequest, *, etag: str, last_modified: datetime | None) -> bool:
+    """The client's copy is current (RFC 9110 §13.2.2): by ``If-None-Match`` when it sends
+    one, else by ``If-Modified-Since`` against ``last_modified`` (None: never by date).
+    An ETag the client holds decides alone: a date cannot tell two changes in one second
+    apart, a tag can."""
+    if "If-None-Match" in request.headers:
+        return is_fresh(request, etag)
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+    return since is not None and last_modified is not None and (
+        int(last_modified.timestamp()) <= since
+    )
+
+
+def settled(moment: datetime, now: float | None = None) -> datetime | None:
+    """``moment`` as a page's Last-Modified, or None while it is in the current second: a
+    second change within that second would carry the same date, and a client holding the
+    first page would be told (304) that it is current (RFC 9110 §8.8.2.2). Files need no
+    such care: their bytes never change."""
+    current = int(time.time() if now is None else now)
+    return moment if int(moment.timestamp()) < current else None
+
+
+def with_last_modified(
+    response: HttpResponseBase, last_modified: datetime | None
+) -> HttpResponseBase:
+    """``Last-Modified`` on a 200 or 206 (a 304 carries the ETag, which is enough)."""
+    if last_modified is not None:
+        response["Last-Modified"] = http_date(last_modified.timestamp())
+    return response
 
 
 def with_cache_headers(

@@ -13,17 +13,32 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, NamedTuple
+
+from django.conf import settings
 
 from relatch.index.simple.queries import FileRow
 
-API_VERSION = "1.1"  # PEP 700: versions, size and upload-time are present
-FILES_PREFIX = "/files/"
+# PEP 700 (1.1): versions, size and upload-time; PEP 792 (1.4): project-status. What 1.2
+# and 1.3 add (PEP 708 tracks, PEP 740 provenance) is optional and left out.
+API_VERSION = "1.4"
+
+
+def site_path(path: str) -> str:
+    """``path`` ("/files/...") under the path the site is served at (settings.BASE_PATH,
+    relatch.web.path_prefix): from settings, never from the request, so a page kept in the
+    cache is right for every request."""
+    return settings.BASE_PATH + path
+
+
+def file_path(path: str) -> str:
+    """The download path of the file stored as ``path``, below the site's path."""
+    return "/files/" + path
 
 
 def file_url(path: str) -> str:
-    """The download URL of the file stored as ``path``."""
-    return FILES_PREFIX + path
+    """The download URL of the file stored as ``path`` (a path from the host's root)."""
+    return site_path(file_path(path))
 
 
 def upload_time(moment: datetime) -> str:
@@ -31,11 +46,30 @@ def upload_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _html_head(title: str) -> str:
+class ProjectStatus(NamedTuple):
+    """PEP 792: the project's status ("active", "archived", "deprecated"; a quarantined
+    project has no page) and the reason given, possibly empty."""
+
+    status: str = "active"
+    reason: str = ""
+
+
+ACTIVE = ProjectStatus()
+
+
+def _status_meta(status: ProjectStatus) -> str:
+    meta = f'    <meta name="pypi:project-status" content="{escape(status.status)}">\n'
+    if status.reason:
+        meta += f'    <meta name="pypi:project-status-reason" content="{escape(status.reason)}">\n'
+    return meta
+
+
+def _html_head(title: str, status: ProjectStatus | None = None) -> str:
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-        f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
+        + (_status_meta(status) if status is not None else "")
+        + f"    <title>{escape(title)}</title>\n  </head>\n  <body>\n"
         f"    <h1>{escape(title)}</h1>\n"
     )
 
@@ -46,8 +80,9 @@ HTML_TAIL = "  </body>\n</html>\n"
 def index_html(projects: Iterable[tuple[str, str]]) -> Iterator[str]:
     """/simple/ as PEP 503 HTML, one chunk per project."""
     yield _html_head("Simple index")
+    base = escape(site_path("/simple/"))
     for name, normalized in projects:
-        yield f'    <a href="/simple/{escape(normalized)}/">{escape(name)}</a><br>\n'
+        yield f'    <a href="{base}{escape(normalized)}/">{escape(name)}</a><br>\n'
     yield HTML_TAIL
 
 
@@ -75,13 +110,15 @@ def _file_attributes(file: FileRow) -> list[str]:
     return attributes
 
 
-def project_html(title_name: str, files: Iterable[FileRow]) -> str:
-    """/simple/<project>/ as PEP 503 HTML, with PEP 592 and PEP 714 attributes."""
+def project_html(
+    title_name: str, files: Iterable[FileRow], status: ProjectStatus = ACTIVE
+) -> str:
+    """/simple/<project>/ as PEP 503 HTML, with PEP 592, PEP 714 and PEP 792 attributes."""
     links = "".join(
         f"    <a {' '.join(_file_attributes(file))}>{escape(file.filename)}</a><br>\n"
         for file in files
     )
-    return _html_head(f"Links for {title_name}") + links + HTML_TAIL
+    return _html_head(f"Links for {title_name}", status) + links + HTML_TAIL
 
 
 def _yanked_value(file: FileRow) -> bool | str:
@@ -111,11 +148,19 @@ def file_json(file: FileRow) -> dict[str, Any]:
     return entry
 
 
-def project_json(normalized_name: str, versions: list[str], files: Iterable[FileRow]) -> str:
-    """/simple/<project>/ as PEP 691 JSON (api-version 1.1)."""
+def _status_json(status: ProjectStatus) -> dict[str, str]:
+    return {"status": status.status, **({"reason": status.reason} if status.reason else {})}
+
+
+def project_json(
+    normalized_name: str, versions: list[str], files: Iterable[FileRow],
+    status: ProjectStatus = ACTIVE,
+) -> str:
+    """/simple/<project>/ as PEP 691 JSON (api-version 1.4: PEP 700 and PEP 792 keys)."""
     return json.dumps({
         "meta": {"api-version": API_VERSION},
         "name": normalized_name,
+        "project-status": _status_json(status),
         "versions": versions,
         "files": [file_json(file) for file in files],
     })

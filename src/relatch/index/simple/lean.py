@@ -22,8 +22,9 @@ from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
 # Middleware that only serves signed-in browsers. Each is safe to skip for an installer view:
-# the views are public (login_not_required) and read-only (GET/HEAD, so CSRF never applies),
-# they never read request.session, request.user or messages, and they set no cookie.
+# the views decide who reads themselves (login_not_required; relatch.index.simple.access),
+# are read-only (GET/HEAD, so CSRF never applies), read request.user only when the full stack
+# set it (a request with a session cookie never takes this path), and set no cookie.
 BROWSER_ONLY_MIDDLEWARE = frozenset({
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -81,9 +82,18 @@ class InstallerHandler(WSGIHandler):
         self._middleware_chain = handler
 
 
+def carries_session(environ: dict[str, Any]) -> bool:
+    """Whether the request may carry a browser session: a signed-in browser reads private
+    projects (relatch.index.simple.access), which needs the session and user middleware.
+    A cheap text test; a false positive only costs the full stack. Installers send no
+    cookies, so their requests stay lean."""
+    return settings.SESSION_COOKIE_NAME in environ.get("HTTP_COOKIE", "")
+
+
 def is_installer_request(environ: dict[str, Any]) -> bool:
-    """A GET or HEAD whose path resolves to a view marked ``installer_view``."""
-    if environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+    """A GET or HEAD without a session cookie whose path resolves to a view marked
+    ``installer_view``."""
+    if environ.get("REQUEST_METHOD") not in SAFE_METHODS or carries_session(environ):
         return False
     try:
         match = resolve(get_path_info(environ))

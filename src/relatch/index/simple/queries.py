@@ -6,16 +6,26 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from django.db import connection, models
-from django.db.models import Prefetch
+from django.db.models import Max, Prefetch
 from packaging.version import InvalidVersion, Version
 
 from relatch.index.changes import ensure_index_state
-from relatch.index.models import File, IndexState, Project, Release
+from relatch.index.models import File, IndexState, JournalEntry, Project, Release
 
 
-def iter_project_names(chunk_size: int = 2000) -> Iterator[tuple[str, str]]:
-    """(name, normalized_name) of every project, streamed from the database in chunks."""
-    rows = Project.objects.order_by("normalized_name").values_list("name", "normalized_name")
+def iter_project_names(
+    chunk_size: int = 2000, *, readable: models.Q | None = None
+) -> Iterator[tuple[str, str]]:
+    """(name, normalized_name) of every project installers may see, streamed from the
+    database in chunks. A quarantined project (PEP 792) is left out: installers must not
+    find it (changing a status to or from quarantined changes the list's generation).
+    ``readable`` is the reader's filter (relatch.index.simple.access.listed_projects);
+    without one, only projects that are not private (what anyone may read)."""
+    rows = (
+        Project.objects.exclude(status=Project.Status.QUARANTINED)
+        .filter(readable if readable is not None else models.Q(private=False))
+        .order_by("normalized_name").values_list("name", "normalized_name")
+    )
     return rows.iterator(chunk_size=chunk_size)
 
 
@@ -39,10 +49,14 @@ class ProjectState(NamedTuple):
 
 
 class IndexVersion(NamedTuple):
-    """Which list of projects /simple/ shows (see relatch.index.changes)."""
+    """Which list of projects /simple/ shows (see relatch.index.changes), and the global
+    serial (X-PyPI-Last-Serial). The serial is not in /simple/'s ETag (an upload to an
+    existing project does not change the list), but it is in the response cache's marker,
+    so a kept /simple/ response never carries an older serial than the index has."""
 
     epoch: str
     generation: int
+    serial: int
 
 
 def _fetch_one(sql: str, params: list[str | int]) -> tuple[Any, ...] | None:
@@ -81,31 +95,79 @@ def project_state(normalized_name: str) -> ProjectState | None:
     return ProjectState(id_, name, generation, status, bool(private), serial, _aware(changed_at))
 
 
+def status_reason(project_id: int) -> str:
+    """The reason given with the project's PEP 792 status (read only when a page is built)."""
+    row = _fetch_one(_column_sql(Project, "id", "status_reason"), [project_id])
+    return str(row[0]) if row is not None and row[0] else ""
+
+
 def _aware(value: datetime | str) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+@cache
+def _index_version_sql() -> str:
+    quote = connection.ops.quote_name
+    state, journal = quote(IndexState._meta.db_table), quote(JournalEntry._meta.db_table)
+    # Only names from the models' metadata go into the text; the row id is a parameter.
+    # MAX of the primary key is one step down its index, whatever the journal's length.
+    return (
+        f"SELECT {quote('epoch')}, {quote('generation')}, "  # noqa: S608
+        f"(SELECT COALESCE(MAX({quote('id')}), 0) FROM {journal}) "
+        f"FROM {state} WHERE {quote('id')} = %s"
+    )
+
+
 def index_version() -> IndexVersion:
-    """One lookup of the index's one row, whatever the number of projects; a lost row is
-    made again (with a new epoch) rather than failing the page."""
-    row = _fetch_one(_column_sql(IndexState, "id", "epoch", "generation"), [IndexState.ROW_ID])
+    """One lookup of the index's one row (with the global serial), whatever the number of
+    projects; a lost row is made again (with a new epoch) rather than failing the page."""
+    row = _fetch_one(_index_version_sql(), [IndexState.ROW_ID])
     if row is None:
         state = ensure_index_state()
-        return IndexVersion(state.epoch, state.generation)
+        return IndexVersion(state.epoch, state.generation, global_serial())
     return IndexVersion._make(row)
 
 
-def file_digest(path: str) -> str | None:
-    """The SHA-256 of the file stored as ``path``; one lookup by the unique path."""
-    row = _fetch_one(_column_sql(File, "path", "sha256_digest"), [path])
-    return row[0] if row is not None else None
+def global_serial() -> int:
+    """The id of the index's latest change (0 before the first): PyPI's global serial."""
+    return JournalEntry.objects.aggregate(serial=Max("id"))["serial"] or 0
 
 
-def metadata_digest(dist_path: str) -> str | None:
-    """The SHA-256 of the PEP 658 metadata of the file stored as ``dist_path``, if it has one."""
-    row = _fetch_one(_column_sql(File, "path", "metadata_sha256_digest"), [dist_path])
-    return row[0] if row is not None and row[0] else None
+class StoredFile(NamedTuple):
+    """What /files/ needs of a file row: its digests, when it came, and whose it is."""
+
+    sha256_digest: str
+    metadata_sha256_digest: str
+    uploaded_at: datetime
+    project_id: int
+    project_private: bool
+    project_status: str
+
+
+@cache
+def _stored_file_sql() -> str:
+    quote = connection.ops.quote_name
+    file, release, project = (quote(m._meta.db_table) for m in (File, Release, Project))
+    # Only names from the models' metadata go into the text; the path is a parameter.
+    return (
+        f"SELECT f.{quote('sha256_digest')}, f.{quote('metadata_sha256_digest')}, "  # noqa: S608
+        f"f.{quote('uploaded_at')}, p.{quote('id')}, p.{quote('private')}, "
+        f"p.{quote('status')} FROM {file} f "
+        f"JOIN {release} r ON r.{quote('id')} = f.{quote('release_id')} "
+        f"JOIN {project} p ON p.{quote('id')} = r.{quote('project_id')} "
+        f"WHERE f.{quote('path')} = %s"
+    )
+
+
+def stored_file(path: str) -> StoredFile | None:
+    """The file stored as ``path`` with its project's privacy and status; one indexed lookup
+    by the unique path (two primary-key joins)."""
+    row = _fetch_one(_stored_file_sql(), [path])
+    if row is None:
+        return None
+    sha256, metadata, uploaded_at, project_id, private, status = row
+    return StoredFile(sha256, metadata, _aware(uploaded_at), project_id, bool(private), status)
 
 
 class FileRow(NamedTuple):
@@ -171,12 +233,17 @@ def sort_versions(versions: list[str]) -> list[str]:
 
 
 def latest_release(releases: list[Release]) -> Release | None:
-    """The highest non-yanked release by PEP 440 order; the highest of all when every one is
-    yanked (PyPI does the same)."""
-    candidates = [r for r in releases if not r.yanked] or releases
-    if not candidates:
-        return None
-    return max(candidates, key=lambda r: version_key(r.version))
+    """The release PyPI's JSON API describes as the project's: the highest final release
+    that is not yanked; else the highest pre-release that is not yanked; else, every release
+    being yanked, the highest yanked final, then pre-release (Warehouse orders by yanked,
+    is_prerelease, then version). Versions packaging cannot parse come last."""
+    return max(releases, key=_pypi_preference, default=None)
+
+
+def _pypi_preference(release: Release) -> tuple[bool, bool, tuple[int, Version | str]]:
+    key = version_key(release.version)
+    is_final = isinstance(key[1], Version) and not key[1].is_prerelease
+    return (not release.yanked, is_final, key)
 
 
 def find_release(releases: list[Release], version: str) -> Release | None:

@@ -13,7 +13,9 @@ Why a kept response is never stale or wrong for its request:
 
 - The marker is what the page's ETag is made of (``relatch.index.changes``): a project's id,
   name and generation, or the index's epoch and generation, which grow in the transaction of
-  every change; for a file, its row (storage name, digest, type). It is read before Django
+  every change; for a file, its row (storage name, digest, type). The serials a page's
+  X-PyPI-Last-Serial header says are in it too (the project's; for /simple/ the global one,
+  which moves with changes that leave the list alone). It is read before Django
   reads anything, so a response is kept under a marker no newer than the data it shows.
 - A hit reads the marker again unless the index's change stamp (``relatch.index.change_stamp``),
   which every committed change rewrites, still holds the value read before the marker's last
@@ -23,9 +25,12 @@ Why a kept response is never stale or wrong for its request:
 - The key holds everything of the request the response depends on: path, ``Accept``,
   ``If-None-Match``, host and scheme headers. A host Django refuses gets a 400, which is never
   kept, so host validation still runs for every new host.
-- Only a complete 200 or 304 that sets no cookie and varies on nothing but ``Accept`` is
-  kept. Other conditional requests, HEAD, query strings and every other path go to Django as
-  before.
+- Only an anonymous request in public read mode is answered or recorded (no Authorization,
+  no Cookie: relatch.index.simple.access), and only a complete 200 or 304 that sets no
+  cookie, is not private or no-store and varies on nothing but ``Accept`` is kept. A
+  project made private changes its marker (ProjectState.private, StoredFile's too), so a
+  response kept while it was public is not sent after. Other conditional requests, HEAD,
+  query strings and every other path go to Django as before.
 """
 
 import math
@@ -36,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 
 from relatch.index.change_stamp import ChangeStamp, index_change_stamp
@@ -115,6 +121,8 @@ def request_key(environ: dict[str, Any]) -> Key | None:
     """The key of a GET of a kept page or file; None for any other request."""
     if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
         return None
+    if not _may_be_shared(environ):
+        return None
     path = environ.get("PATH_INFO", "")
     if not path.startswith(("/simple/", _FILES)):
         return None
@@ -123,17 +131,36 @@ def request_key(environ: dict[str, Any]) -> Key | None:
     return (path, *(environ.get(name) for name in _KEY_HEADERS))
 
 
+def _may_be_shared(environ: dict[str, Any]) -> bool:
+    """Whether the answer to this request can be the same for every requester. Not with
+    credentials or cookies (a token, a session: what such a request is shown depends on who
+    sent it; relatch.index.simple.access), and never when RELATCH_READ_ACCESS is
+    authenticated (every answer there needs a reader, and a kept one would skip the check)."""
+    if "HTTP_AUTHORIZATION" in environ or "HTTP_COOKIE" in environ:
+        return False
+    return bool(settings.READ_ACCESS == "public")
+
+
 def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
-    """A 200 or 304 that sets no cookie and varies on ``Accept`` (in the key) at most."""
+    """A 200 or 304 for anyone: it sets no cookie, varies on ``Accept`` (in the key) at
+    most, and is not marked private or no-store (an answer that needed a reader is both
+    private and varies on Authorization and Cookie: a second guard besides the key)."""
     if not status.startswith(("200 ", "304 ")):
         return False
     for name, value in headers:
         lowered = name.lower()
         if lowered == "set-cookie":
             return False
+        if lowered == "cache-control" and _is_private(value):
+            return False
         if lowered == "vary" and {v.strip().lower() for v in value.split(",")} - {"accept"}:
             return False
     return True
+
+
+def _is_private(cache_control: str) -> bool:
+    directives = {part.strip().split("=", 1)[0].lower() for part in cache_control.split(",")}
+    return bool(directives & {"private", "no-store"})
 
 
 class ResponseStore:

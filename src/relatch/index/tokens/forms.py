@@ -6,7 +6,7 @@ from django import forms
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.index.models import Project
+from relatch.index.models import APIToken, Project
 from relatch.index.tokens.services import MAX_NAME_LENGTH, projects_for_scope
 
 ALL_PROJECTS = "all"
@@ -21,8 +21,16 @@ EXPIRY_CHOICES = [
 ]
 
 
+# What a token made on the page can do: upload (twine) or read (pip and uv, when reads need
+# a sign-in or the project is private). Staff tokens are made elsewhere.
+PURPOSE_CHOICES = [
+    (APIToken.Purpose.UPLOAD.value, "Upload: publish with twine"),
+    (APIToken.Purpose.READ.value, "Read: install with pip or uv (cannot upload)"),
+]
+
+
 class CreateTokenForm(forms.Form):
-    """Name, scope and expiry of a new token."""
+    """Name, purpose, scope and expiry of a new token."""
 
     name = forms.CharField(
         label="Name",
@@ -35,11 +43,19 @@ class CreateTokenForm(forms.Form):
         },
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
+    purpose = forms.ChoiceField(
+        label="What it can do",
+        choices=PURPOSE_CHOICES,
+        initial=APIToken.Purpose.UPLOAD.value,
+        # Optional: a form sent from a page older than this field makes an upload token.
+        required=False,
+        error_messages={"invalid_choice": "Choose upload or read."},
+    )
     scope = forms.ChoiceField(
-        label="Projects it can upload to",
+        label="Projects it can reach",
         error_messages={
             "invalid_choice": "Choose all your projects or one project you have a role on.",
-            "required": "Choose which projects the token can upload to.",
+            "required": "Choose which projects the token can reach.",
         },
     )
     expiry = forms.ChoiceField(
@@ -84,6 +100,11 @@ class CreateTokenForm(forms.Form):
     def chosen_project(self) -> Project | None:
         """The project the token is limited to, or None for all projects."""
         return self.projects.get(self.cleaned_data["scope"])
+
+    def chosen_purpose(self) -> str:
+        """Upload or read; a form sent without the field (an old page) makes an upload
+        token, as before."""
+        return str(self.cleaned_data.get("purpose") or APIToken.Purpose.UPLOAD)
 
     def chosen_expiry(self) -> datetime | None:
         """When the token stops working, or None for never."""

@@ -6,6 +6,7 @@ response with ``Cache-Control: no-store`` and is kept nowhere else, not even in 
 a reload shows that it is gone.
 """
 
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -74,6 +75,7 @@ def _create_after_reauth(request: HttpRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
             project=form.chosen_project(),
             expires_at=form.chosen_expiry(),
+            purpose=form.chosen_purpose(),
         )
     except SecondFactorRequiredError as refusal:  # a factor removed in another tab meanwhile
         return _needs_factor(request, refusal.message)
@@ -87,6 +89,9 @@ def _created_page(request: HttpRequest, *, token: APIToken, text: str) -> HttpRe
         "token": token,
         "token_text": text,
         "repository_url": f"{settings.BASE_URL}/legacy/",
+        "index_url": f"{settings.BASE_URL}/simple/",
+        "index_host": urlsplit(settings.BASE_URL).hostname,
+        "is_read_token": token.purpose == APIToken.Purpose.READ,
     }
     # never_cache on the view marks this no-store: no browser or proxy keeps the token.
     return render(request, f"{_TEMPLATES}/created.html", context)

@@ -6,15 +6,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from relatch.index.upload.sweep import DEFAULT_MIN_AGE, SweepResult, sweep_orphan_files
+from relatch.index.upload.sweep import DEFAULT_MIN_AGE, SweepResult, added, sweep_orphan_files
+from relatch.index.upstream.sweep import sweep_upstream_orphans
 
 DEFAULT_HOURS = int(DEFAULT_MIN_AGE / timedelta(hours=1))
 
 
 class Command(BaseCommand):
     help = (
-        "Remove files under packages/ in storage that no file row references and that are "
-        "older than the limit (with their .metadata). The worker does this once a day."
+        "Remove files under packages/ and upstream/ in storage that no file row references "
+        "and that are older than the limit (with their .metadata). The worker does this once "
+        "a day."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,10 +32,9 @@ class Command(BaseCommand):
             raise CommandError("--older-than-hours must be at least 1: a newer file may "
                                "belong to an upload that has not committed yet.")
         verb = "would remove" if dry_run else "removed"
-        result = sweep_orphan_files(
-            older_than=timedelta(hours=hours), dry_run=dry_run,
-            on_orphan=lambda name, size: self.stdout.write(f"{verb} {name} ({size} bytes)"),
-        )
+        sweep = {"older_than": timedelta(hours=hours), "dry_run": dry_run,
+                 "on_orphan": lambda name, size: self.stdout.write(f"{verb} {name} ({size} bytes)")}
+        result = added(sweep_orphan_files(**sweep), sweep_upstream_orphans(**sweep))
         self.stdout.write(summary(result, hours=hours))
 
 
