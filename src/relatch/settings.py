@@ -5,6 +5,7 @@ directory, mail to a local outbox) need no configuration at all.
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from email.utils import parseaddr
@@ -38,6 +39,13 @@ _base = urlsplit(BASE_URL)
 if _base.scheme not in {"http", "https"} or not _base.hostname:
     raise ValueError(f"RELATCH_BASE_URL must be an http(s) URL, not {BASE_URL!r}")
 BASE_URL_IS_HTTPS = _base.scheme == "https"
+# The path Relatch is served under behind a proxy ("/pypi" for https://example.org/pypi; ""
+# at the host's root). relatch.web.path_prefix makes it every request's SCRIPT_NAME, so links,
+# redirects, static files and cookies carry it (the proxy may strip it or pass it through).
+BASE_PATH = _base.path.rstrip("/")
+if _base.query or _base.fragment or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)*", BASE_PATH):
+    raise ValueError(f"RELATCH_BASE_URL must be scheme://host[:port][/path] with a plain "
+                     f"path (letters, digits, . _ ~ -), not {BASE_URL!r}")
 
 
 def _secret_key() -> str:
@@ -143,6 +151,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "relatch.web.context.site",
                 "relatch.web.layout.layout",
+                "relatch.accounts.registration.context.signup",
             ],
         },
     },
@@ -224,7 +233,13 @@ SESSION_COOKIE_AGE = 12 * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = BASE_URL_IS_HTTPS
-SESSION_COOKIE_NAME = "__Host-relatch-session" if BASE_URL_IS_HTTPS else "relatch-session"
+# Under a path the cookies stay under it (other sites on the host never get them); a __Host-
+# cookie must have Path=/, so a prefixed site uses __Secure- (still HTTPS-only).
+SESSION_COOKIE_NAME = (
+    "relatch-session" if not BASE_URL_IS_HTTPS
+    else "__Secure-relatch-session" if BASE_PATH else "__Host-relatch-session"
+)
+SESSION_COOKIE_PATH = CSRF_COOKIE_PATH = BASE_PATH or "/"
 CSRF_COOKIE_SECURE = BASE_URL_IS_HTTPS
 CSRF_COOKIE_HTTPONLY = True
 CSRF_FAILURE_VIEW = "relatch.web.views.csrf_failure"
@@ -261,7 +276,7 @@ FILES_DIR = Path(os.environ.get("RELATCH_FILES_DIR") or DATA_DIR / "files").reso
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(FILES_DIR), "base_url": "/files/"},
+        "OPTIONS": {"location": str(FILES_DIR), "base_url": f"{BASE_PATH}/files/"},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -280,6 +295,43 @@ SILENCED_SYSTEM_CHECKS.append("files.E001")
 # The largest distribution file accepted (RELATCH_MAX_UPLOAD_MB), and room for metadata fields.
 MAX_UPLOAD_SIZE = _env_int("RELATCH_MAX_UPLOAD_MB", 300) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Who reads /simple/, /files/ and /pypi/ (relatch.index.simple.access): "public" (anyone; a
+# private project only its people) or "authenticated" (every page and file needs a read token
+# or a signed-in session). Anything else stops the start: a typo must not leave code public.
+READ_ACCESS = os.environ.get("RELATCH_READ_ACCESS", "public").strip()
+if READ_ACCESS not in {"public", "authenticated"}:
+    raise ValueError(f"RELATCH_READ_ACCESS must be public or authenticated, not {READ_ACCESS!r}")
+# Who may create an account (relatch.accounts.registration.policy): "open" (anyone), "closed"
+# (only operators, with `relatch createuser`) or "domains" (only addresses at the
+# RELATCH_SIGNUP_DOMAINS, comma-separated, and the account works once that address is
+# verified). The default follows READ_ACCESS: an index that makes reads private is closed
+# unless it says otherwise, so a team need not remember a second switch (with open sign-up,
+# "authenticated" would mean anyone who fills in the form).
+SIGNUP = os.environ.get("RELATCH_SIGNUP", "open" if READ_ACCESS == "public" else "closed").strip()
+if SIGNUP not in {"open", "closed", "domains"}:
+    raise ValueError(f"RELATCH_SIGNUP must be open, closed or domains, not {SIGNUP!r}")
+SIGNUP_DOMAINS = tuple(
+    domain.strip().lower().rstrip(".")
+    for domain in os.environ.get("RELATCH_SIGNUP_DOMAINS", "").split(",") if domain.strip()
+)
+if (SIGNUP == "domains") != bool(SIGNUP_DOMAINS):
+    raise ValueError("RELATCH_SIGNUP_DOMAINS (comma-separated email domains) is required with "
+                     "RELATCH_SIGNUP=domains, and only allowed with it")
+if bad_domains := [d for d in SIGNUP_DOMAINS if not re.fullmatch(r"[^\s@*/:]+\.[^\s@*/:.]+", d)]:
+    raise ValueError(f"RELATCH_SIGNUP_DOMAINS: not an email domain: {', '.join(bad_domains)}")
+# The upstream index (relatch.index.upstream): names with no local project are served from it.
+# Empty turns it off. Pages are kept UPSTREAM_PAGE_SECONDS before they are revalidated.
+UPSTREAM_URL = os.environ.get("RELATCH_UPSTREAM", "https://pypi.org/simple/").strip()
+if UPSTREAM_URL and (urlsplit(UPSTREAM_URL).scheme not in {"http", "https"}
+                     or not urlsplit(UPSTREAM_URL).hostname or not UPSTREAM_URL.endswith("/")):
+    raise ValueError("RELATCH_UPSTREAM must be an http(s) URL ending in / (or empty: no "
+                     "upstream), e.g. https://pypi.org/simple/")
+UPSTREAM_PAGE_SECONDS = _env_seconds("RELATCH_UPSTREAM_PAGE_SECONDS", 600)
+UPSTREAM_TIMEOUT = _env_seconds("RELATCH_UPSTREAM_TIMEOUT", 15)
+# The largest upstream file fetched (PyPI holds wheels far above MAX_UPLOAD_SIZE).
+UPSTREAM_MAX_FILE_SIZE = max(
+    MAX_UPLOAD_SIZE, _env_int("RELATCH_UPSTREAM_MAX_FILE_MB", 2048) * 1024 * 1024
+)
 # Account recovery (DESIGN §5): the enforced wait when one proof must be backed by time, and
 # how long "this wasn't me" blocks new requests for the account.
 RECOVERY_WAIT = timedelta(days=_env_int("RELATCH_RECOVERY_WAIT_DAYS", 7))
@@ -309,7 +361,9 @@ RDAP_BOOTSTRAP = (os.environ.get("RELATCH_RDAP_BOOTSTRAP", "").strip()
                   or "https://data.iana.org/rdap/dns.json")
 RDAP_TIMEOUT = 10
 
-STATIC_URL = "/static/"
+STATIC_URL = f"{BASE_PATH}/static/"
+# WhiteNoise matches the path below the prefix (PATH_INFO without SCRIPT_NAME).
+WHITENOISE_STATIC_PREFIX = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Served from the package directory, so `relatch serve` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True

@@ -36,8 +36,19 @@ _ISSUED_ATTR = "relatch_issued_device_id"
 
 
 def cookie_name() -> str:
-    """``__Host-`` on https binds the cookie to this exact host, path / and Secure."""
-    return "__Host-relatch-device" if settings.BASE_URL_IS_HTTPS else "relatch-device"
+    """``__Host-`` on https binds the cookie to this exact host, path / and Secure. A site
+    under a path (RELATCH_BASE_URL=https://example.org/pypi) scopes it to that path, which
+    ``__Host-`` forbids: there ``__Secure-`` still makes browsers refuse it without Secure."""
+    if not settings.BASE_URL_IS_HTTPS:
+        return "relatch-device"
+    return "__Secure-relatch-device" if settings.BASE_PATH else "__Host-relatch-device"
+
+
+def _cookie_path() -> str:
+    # The id lowers the bar to sign in (a known device skips the new-device mail): under a
+    # path it must not reach the other applications of the same host, as the session cookie
+    # does not (settings.SESSION_COOKIE_PATH).
+    return settings.BASE_PATH or "/"
 
 
 def device_digest(device_id: str) -> str:
@@ -159,6 +170,7 @@ def _set_cookie(response: HttpResponse, device_id: str) -> None:
         device_id,
         salt=_COOKIE_SALT,
         max_age=int(COOKIE_MAX_AGE.total_seconds()),
+        path=_cookie_path(),
         secure=settings.BASE_URL_IS_HTTPS,
         httponly=True,
         samesite="Lax",

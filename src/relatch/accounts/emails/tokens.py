@@ -15,6 +15,7 @@ from django.core import signing
 from django.urls import reverse
 
 from relatch.accounts.models import Email
+from relatch.web.path_prefix import site_url
 
 _SALT = "relatch.accounts.emails.verify"
 
@@ -84,7 +85,5 @@ def verification_link(*, email_id: int) -> str:
     """
     email = Email.objects.filter(pk=email_id).first()
     if email is None:
-        return settings.BASE_URL + reverse("emails:manage")
-    return settings.BASE_URL + reverse(
-        "emails:verify", kwargs={"token": make_verification_token(email)}
-    )
+        return site_url(reverse("emails:manage"))
+    return site_url(reverse("emails:verify", kwargs={"token": make_verification_token(email)}))

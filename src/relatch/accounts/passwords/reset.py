@@ -26,6 +26,7 @@ from relatch.audit.models import EventKind, Factor
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
 from relatch.web.client import client_ip, client_user_agent
+from relatch.web.path_prefix import site_url
 
 # Per account: enough for a lost mail or two, too few to flood an inbox (FP3). Silent when
 # exceeded, and never a lock: the account and its sign-in are untouched (FP11).
@@ -49,10 +50,10 @@ def reset_link(*, user_id: int) -> str:
     """Mail link builder: the reset URL with a token made now (at delivery)."""
     user = User.objects.filter(pk=user_id).first()
     if user is None:
-        return settings.BASE_URL + reverse("passwords:reset")
+        return site_url(reverse("passwords:reset"))
     uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
     path = reverse("passwords:reset_link", args=[uidb64, reset_tokens.make_token(user)])
-    return settings.BASE_URL + path
+    return site_url(path)
 
 
 def user_for_token(*, uidb64: str, token: str) -> User | None:

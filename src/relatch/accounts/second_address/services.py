@@ -23,6 +23,7 @@ from relatch.accounts.second_address.queries import (
     is_custom_domain,
 )
 from relatch.notify.services import send_mail
+from relatch.web.path_prefix import site_path
 
 # At most this many reminders a day: an upgrade that finds many old single-address accounts
 # spreads their mail over the following days instead of flooding the mail server at once.
@@ -86,8 +87,9 @@ def _mail(user: User, address: str) -> None:
             "address": address,
             "domain": domain_of(address),
             "custom_domain": is_custom_domain(address),
-            "emails_path": reverse("emails:manage"),
-            "account_path": reverse("account:overview"),
+            # Below the prefix: the template puts them after base_url, which ends with it.
+            "emails_path": site_path(reverse("emails:manage")),
+            "account_path": site_path(reverse("account:overview")),
             "every_days": REMIND_EVERY.days,
             "security_notice": False,
         },

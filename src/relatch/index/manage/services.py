@@ -27,6 +27,7 @@ from relatch.index.models import Project, Role, RoleInvitation
 from relatch.mfa.policy import has_second_factor
 from relatch.notify.services import send_mail
 from relatch.web.next_url import with_next
+from relatch.web.path_prefix import site_path
 from relatch.web.refusals import Refusal
 from relatch.web.templatetags.times import relative_time
 
@@ -161,11 +162,14 @@ def _what_accepting_needs(invitee: User) -> dict[str, Any]:
     is told so in the mail, with the set-up page that comes back to the invitations."""
     if has_second_factor(invitee):
         return {"needs_factor": False}
-    invitations = reverse("manage:invitations")
+    # The mail puts these after base_url, which ends with the site's path: below the prefix
+    # (reverse() adds it in a request). ``next`` is followed from the host's root: with it.
+    invitations = site_path(reverse("manage:invitations"))
     return {
         "needs_factor": True,
         "invitations_path": invitations,
-        "setup_path": with_next(reverse("mfa:overview"), invitations),
+        "setup_path": with_next(site_path(reverse("mfa:overview")),
+                                settings.BASE_PATH + invitations),
     }
 
 

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from relatch.web.path_prefix import site_url
+
 _SALT = "relatch.mfa.selfservice.cancel"
 LINK_BUILDER = "relatch.mfa.selfservice.tokens.cancel_link"
 # Longer than any wait an operator would configure, plus time to read old mail.
@@ -39,4 +41,4 @@ def read_cancel_token(token: str) -> int:
 def cancel_link(*, recovery_id: int) -> str:
     """Link builder for the selfrecovery_started mail."""
     token = make_cancel_token(recovery_id)
-    return settings.BASE_URL + reverse("selfrecovery:cancel", kwargs={"token": token})
+    return site_url(reverse("selfrecovery:cancel", kwargs={"token": token}))

@@ -20,6 +20,7 @@ from relatch.audit.services import record_event
 from relatch.mfa.queries import factor_summary
 from relatch.mfa.yearly_check.queries import ASK_EVERY, accounts_in_scope, due_for_check
 from relatch.notify.services import send_mail
+from relatch.web.path_prefix import site_path
 
 # At most this many asks a day (see relatch.accounts.second_address.services.DAILY_LIMIT).
 DAILY_LIMIT = 10_000
@@ -94,7 +95,8 @@ def _mail(user: User) -> None:
             "key_labels": [key.label for key in factors.keys],
             "codes_unused": factors.codes.unused if factors.codes else None,
             "codes_total": factors.codes.total if factors.codes else None,
-            "check_path": reverse("recovery_info:check"),
+            # Below the prefix: the template puts it after base_url, which ends with it.
+            "check_path": site_path(reverse("recovery_info:check")),
             "security_notice": False,
         },
     )

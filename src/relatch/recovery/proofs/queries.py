@@ -5,13 +5,13 @@ show the same proof with the same words. Read-only."""
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from django.conf import settings
 from django.urls import reverse
 
 from relatch.recovery.models import ProofKind, RecoveryProof, RecoveryRequest
 from relatch.recovery.proofs import branch_checks, services
 from relatch.recovery.proofs.evidence import mask_address, verified_account_emails
 from relatch.recovery.proofs.wording import PROOF_INSTRUCTIONS
+from relatch.web.path_prefix import site_url
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,7 @@ def requester_proof(proof: RecoveryProof) -> RequesterProof:
     if pending and proof.kind == ProofKind.ACCOUNT_EMAIL:
         return _with_addresses(shown, proof)
     if proof.kind == ProofKind.CO_OWNER:
-        return replace(shown, vouch_url=settings.BASE_URL
-                       + reverse("proofs:vouch", args=[proof.pk]))
+        return replace(shown, vouch_url=site_url(reverse("proofs:vouch", args=[proof.pk])))
     return shown
 
 

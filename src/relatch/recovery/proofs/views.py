@@ -3,7 +3,6 @@
 from typing import Any
 
 from django import forms as django_forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,6 +24,7 @@ from relatch.recovery.proofs.evidence import (
 from relatch.recovery.proofs.factors import security_key_options, submit_factor
 from relatch.recovery.proofs.queries import requester_proof, why_not
 from relatch.recovery.sources import vouch_refusal
+from relatch.web.path_prefix import site_url
 
 MAX_PATH_PART = 100
 # The same forms as the sign-in's second step: the same bounds and the same words.
@@ -41,7 +41,7 @@ def proof_page_url(proof: RecoveryProof) -> str:
     recovery = proof.request
     path = reverse("proofs:proof", kwargs={"proof_id": proof.pk, "public_id": recovery.public_id,
                                            "token": status_token(recovery)})
-    return settings.BASE_URL + path
+    return site_url(path)
 
 
 def _proof_for_link(proof_id: int, public_id: str, token: str) -> RecoveryProof:

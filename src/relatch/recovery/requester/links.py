@@ -8,12 +8,12 @@ compared in constant time. Rotating ``link_nonce`` revokes every status link sen
 
 import hmac
 
-from django.conf import settings
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
 from relatch.accounts.passwords.reset import reset_link
 from relatch.recovery.models import RecoveryRequest
+from relatch.web.path_prefix import site_url
 
 _STATUS_PURPOSE = "relatch.recovery.requester.status"
 _NOT_ME_PURPOSE = "relatch.recovery.requester.not-me"
@@ -51,13 +51,13 @@ def not_me_token_is_valid(recovery: RecoveryRequest, token: str) -> bool:
 def status_link(recovery: RecoveryRequest) -> str:
     """The requester's secret status page, as an absolute URL built from BASE_URL."""
     path = reverse("requester:status", args=[recovery.public_id, status_token(recovery)])
-    return settings.BASE_URL + path
+    return site_url(path)
 
 
 def not_me_link(recovery: RecoveryRequest) -> str:
     """The account owner's one-click "this wasn't me" page, as an absolute URL."""
     path = reverse("requester:not_me", args=[recovery.public_id, not_me_token(recovery)])
-    return settings.BASE_URL + path
+    return site_url(path)
 
 
 def status_link_for(*, recovery_id: int) -> str:

@@ -10,7 +10,6 @@ is filed and quietly cancelled.
 import secrets
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.tasks import task
@@ -36,6 +35,7 @@ from relatch.recovery.models import (
 from relatch.recovery.requester import links
 from relatch.recovery.requester.routing import StillHas
 from relatch.web.client import client_ip
+from relatch.web.path_prefix import site_url
 from relatch.web.refusals import Refusal
 
 status_link = links.status_link
@@ -291,7 +291,7 @@ def post_message(*, recovery: RecoveryRequest, body: str) -> RecoveryMessage:
 
 def desk_url(recovery: RecoveryRequest) -> str:
     """The absolute URL of ``recovery``'s page at the staff desk (no secret: staff sign in)."""
-    return settings.BASE_URL + reverse("desk:detail", args=[recovery.public_id])
+    return site_url(reverse("desk:detail", args=[recovery.public_id]))
 
 
 def _staff_addresses(recovery: RecoveryRequest) -> tuple[list[str], bool]:

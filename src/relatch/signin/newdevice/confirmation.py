@@ -36,6 +36,7 @@ from relatch.notify.services import send_mail
 from relatch.signin.newdevice import partial as partials
 from relatch.signin.services import complete_signin
 from relatch.web.client import client_ip, client_user_agent
+from relatch.web.path_prefix import site_url
 
 # The salt keeps the name of this module's first home: links already mailed stay valid.
 _SALT = "relatch.mfa.newdevice.confirm"
@@ -130,7 +131,7 @@ def confirmation_link(*, confirmation_id: int) -> str:
     """Link builder for the newdevice_confirm mail (runs at delivery; the token is never
     stored)."""
     token = make_confirmation_token(confirmation_id)
-    return settings.BASE_URL + reverse("newdevice:confirm", kwargs={"token": token})
+    return site_url(reverse("newdevice:confirm", kwargs={"token": token}))
 
 
 def pending_confirmation(*, request: HttpRequest, token: str) -> NewDeviceConfirmation:
