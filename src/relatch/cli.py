@@ -1,4 +1,4 @@
-"""The ``relatch`` command: serve, worker, createstaff, demo, and Django's commands."""
+"""The ``relatch`` command: serve, worker, createstaff, createuser, demo, and Django's commands."""
 
 import argparse
 import os
@@ -286,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         _schedule_background_work()
     if not argv or argv[0] in {"-h", "--help"}:
         _parser().print_help()
-        print("\nAlso: backup DIR, restore DIR, createstaff, demo, and every Django management "
-              "command (migrate, …).")
+        print("\nAlso: backup DIR, restore DIR, createstaff, createuser, index_import_file, "
+              "index_reserve_name, demo, and every Django management command (migrate, …).")
         return 0
     _setup_django()
     from django.core.management import execute_from_command_line

@@ -21,6 +21,7 @@ from relatch.accounts.emails.trust import trust_again
 from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import Email, User
 from relatch.accounts.notices import announce_to_account, verified_addresses
+from relatch.accounts.registration.policy import SignupRefusedError, refuse_first_address
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.notify.services import send_mail
@@ -346,6 +347,15 @@ def remove_email(*, request: HttpRequest | None, user: User, email_id: int) -> s
     return email.address
 
 
+def _refuse_outside_signup_domains(address: str) -> None:
+    # RELATCH_SIGNUP=domains: the first verified address must be at the team's domains, or a
+    # stranger would register as someone@example.org and then verify an address of their own.
+    try:
+        refuse_first_address(address)
+    except SignupRefusedError as refusal:
+        raise EmailChangeError(refusal.message) from None
+
+
 @transaction.atomic
 def replace_unverified_email(
     *, request: HttpRequest | None, user: User, email_id: int, new_address: str
@@ -363,6 +373,7 @@ def replace_unverified_email(
         )
     email = _own_email(user, email_id)
     new_address = normalize_address(new_address)
+    _refuse_outside_signup_domains(new_address)
     if new_address.lower() == email.address.lower():
         raise EmailChangeError("That is the address you have now. Check it for a typo.")
     if user.emails.filter(address__iexact=new_address).exists():

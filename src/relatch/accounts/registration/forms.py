@@ -16,6 +16,7 @@ from relatch.accounts.emails.services import (
 )
 from relatch.accounts.models import User
 from relatch.accounts.passwords.validation import MAX_PASSWORD_LENGTH
+from relatch.accounts.registration import policy
 from relatch.accounts.usernames import (
     MAX_USERNAME_LENGTH,
     is_username_taken,
@@ -80,9 +81,14 @@ class RegistrationForm(forms.Form):
 
     def clean_email(self) -> str:
         try:
-            return normalize_address(self.cleaned_data["email"])
+            address = normalize_address(self.cleaned_data["email"])
         except EmailChangeError as exc:
             raise ValidationError(exc.message) from exc
+        try:
+            policy.refuse_signup(address)  # RELATCH_SIGNUP=domains: only the team's domains
+        except policy.SignupRefusedError as refusal:
+            raise ValidationError(refusal.message, code="domain") from None
+        return address
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

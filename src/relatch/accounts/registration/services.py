@@ -11,6 +11,7 @@ from relatch.accounts.devices import remember_device
 from relatch.accounts.emails.services import normalize_address, queue_verification_mail
 from relatch.accounts.models import Email, User, UserSession
 from relatch.accounts.reauth import mark_reauthenticated
+from relatch.accounts.registration.policy import refuse_signup
 from relatch.accounts.sessions.methods import method_label
 from relatch.accounts.sessions.services import start_session
 from relatch.accounts.usernames import is_username_taken, validate_username_format
@@ -37,12 +38,15 @@ def register_account(
     and its copy of the address stays unverified for good (verifying it is refused, as for an
     added address): no link goes out, its owner gets a mail saying someone used it instead.
     Both ways the caller signs the new account in and shows the same page, so the visitor
-    cannot tell which happened (ASVS 6.3.8). Raises UsernameTakenError.
+    cannot tell which happened (ASVS 6.3.8). Raises UsernameTakenError, and SignupRefusedError
+    when RELATCH_SIGNUP does not let strangers register with this address.
     """
     validate_username_format(username)
     if is_username_taken(username):
         raise UsernameTakenError(username)
     email = normalize_address(email)
+    # Checked here too, not only in the form: every way into this service obeys the mode.
+    refuse_signup(email)
     owned = Email.objects.select_related("user").filter(address__iexact=email, verified=True)
     existing = owned.first()
     user = _create_account(request=request, username=username, name=name, email=email,
