@@ -32,6 +32,8 @@ def relatch_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELATCH_")}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     env["RELATCH_DATA_DIR"] = str(data_dir)
+    # Never pypi.org from a test: no upstream index unless the test names one.
+    env["RELATCH_UPSTREAM"] = ""
     env.update(extra)
     return env
 
@@ -158,7 +160,10 @@ def running_server(tmp_path: Path, *args: str, **env: str) -> Iterator[Server]:
     server = Server(process, data_dir, log, port, server_env)
     seen: set[int] = set()
     try:
-        match = wait_for(lambda: process.poll() is None and URL_LINE.search(server.output()), 60)
+        # A bound, not a speed target: a loaded 2-core machine once took over a minute.
+        match = wait_for(
+            lambda: process.poll() is None and URL_LINE.search(server.output()), 240
+        )
         assert match, f"relatch serve did not start:\n{server.output()}"
         server.url = match.group(1).rstrip("/")
         seen = server.children()
