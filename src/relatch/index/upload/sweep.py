@@ -67,14 +67,36 @@ def sweep_orphan_files(
     """Remove files under ``packages/`` that no File row references (a ``.metadata`` file
     counts as referenced when its distribution is) and that were last modified more than
     ``older_than`` ago. Each removal is logged (path and size) and passed to ``on_orphan``."""
+    tree = StoredTree(PACKAGES_DIR, OWN_DIRECTORY_DEPTH, _referenced, "orphan file")
+    return sweep_tree(tree, older_than=older_than, dry_run=dry_run, on_orphan=on_orphan)
+
+
+@dataclass(frozen=True)
+class StoredTree:
+    """A part of storage whose files each belong to a row: where it is, how deep a file's own
+    directory is (the levels above are shared with other writers), and which names rows
+    reference (a name counts as referenced when it or its ``_owner`` is in the answer)."""
+
+    directory: str
+    own_directory_depth: int
+    referenced: Callable[[Iterable[str]], set[str]]
+    label: str
+
+
+def sweep_tree(
+    tree: StoredTree, *, older_than: timedelta, dry_run: bool, on_orphan: OnOrphan | None
+) -> SweepResult:
+    """Remove ``tree``'s unreferenced files older than ``older_than``, looked up in chunks
+    (never one set of every row); the sweep of ``packages/`` and of ``upstream/``."""
     cutoff = timezone.now() - older_than
     result = SweepResult(dry_run=dry_run)
-    for chunk in batched(_old_files(cutoff, result), LOOKUP_CHUNK):
-        referenced = _referenced(chunk)
+    for chunk in batched(_old_files(tree.directory, cutoff, result), LOOKUP_CHUNK):
+        referenced = tree.referenced(chunk)
         for name in chunk:
             if _owner(name) not in referenced and name not in referenced:
-                _remove_orphan(name, cutoff=cutoff, result=result, on_orphan=on_orphan)
-    logger.info("Orphan sweep%s: %s", " (dry run)" if dry_run else "", result)
+                _remove_orphan(name, tree=tree, cutoff=cutoff, result=result,
+                               on_orphan=on_orphan)
+    logger.info("Sweep of %s/%s: %s", tree.directory, " (dry run)" if dry_run else "", result)
     return result
 
 
@@ -90,9 +112,9 @@ def _walk(directory: str) -> Iterator[str]:
         yield from _walk(f"{directory}/{name}")
 
 
-def _old_files(cutoff: datetime, result: SweepResult) -> Iterator[str]:
+def _old_files(directory: str, cutoff: datetime, result: SweepResult) -> Iterator[str]:
     """Files modified before ``cutoff``; younger ones are counted and left alone unread."""
-    for name in _walk(PACKAGES_DIR):
+    for name in _walk(directory):
         result.scanned += 1
         if _modified_before(name, cutoff):
             yield name
@@ -119,29 +141,30 @@ def _referenced(names: Iterable[str]) -> set[str]:
 
 
 def _remove_orphan(
-    name: str, *, cutoff: datetime, result: SweepResult, on_orphan: OnOrphan | None
+    name: str, *, tree: StoredTree, cutoff: datetime, result: SweepResult,
+    on_orphan: OnOrphan | None,
 ) -> None:
     # Checked again right before the removal: the same bytes may have been uploaded (and the
     # old file replaced by a fresh one) since the chunk was looked up.
-    if not _modified_before(name, cutoff) or _referenced([name]):
+    if not _modified_before(name, cutoff) or tree.referenced([name]):
         return
     size = default_storage.size(name)
     if not result.dry_run:
         default_storage.delete(name)
-        result.directories_removed += _remove_empty_directory(name)
-    logger.info("%s orphan file %s (%d bytes)",
-                "Would remove" if result.dry_run else "Removed", name, size)
+        result.directories_removed += _remove_empty_directory(name, tree.own_directory_depth)
+    logger.info("%s %s %s (%d bytes)", "Would remove" if result.dry_run else "Removed",
+                tree.label, name, size)
     result.removed += 1
     result.removed_bytes += size
     if on_orphan is not None:
         on_orphan(name, size)
 
 
-def _remove_empty_directory(name: str) -> int:
+def _remove_empty_directory(name: str, own_depth: int) -> int:
     """Remove the file's own directory once it is empty (file-system storages only: object
     stores have no directories); 1 if it was removed."""
     directory = os.path.dirname(name)  # noqa: PTH120 — a storage name, not a local path
-    if directory.count("/") + 1 < OWN_DIRECTORY_DEPTH:
+    if directory.count("/") + 1 < own_depth:
         return 0
     try:
         os.rmdir(default_storage.path(directory))  # noqa: PTH106 — fails unless empty
