@@ -101,7 +101,9 @@ def prefixed(settings: Any) -> Iterator[PathPrefix]:
 
 
 @pytest.fixture
-def wheel(db: None) -> Dist:
+def wheel(transactional_db: None) -> Dist:
+    # Committed, not in a test transaction: the WSGI handler's request_finished closes the
+    # database connection, which on PostgreSQL would close the test's open transaction.
     dist = build_wheel()
     publish(dist)
     return dist
