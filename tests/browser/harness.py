@@ -11,6 +11,7 @@ a script error, a blocked resource or a content-security-policy violation fails 
 import itertools
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,19 @@ class Visitor:
 
 
 def totp_now(secret: str, *, after: str = "") -> str:
-    """The current code of ``secret``; a different one than ``after`` (codes work once)."""
+    """A code of ``secret`` the server takes after ``after`` was used: the current step's,
+    or the next step's (inside the one-step window the server accepts) when ``after`` was
+    the current one, so a walk waits for the clock only when it used the next step already.
+    Codes work once, and only for a later step than the last used."""
     totp = pyotp.TOTP(secret)
-    code = wait_for(lambda: (c := totp.now()) != after and c, timeout=35, interval=0.5)
-    return str(code)
+    now = int(time.time()) // 30
+    used = next((step for step in (now + 1, now, now - 1)
+                 if after and totp.at(step * 30) == after), None)
+    if used is None or used < now:
+        return str(totp.at(now * 30))
+    if used == now + 1:
+        wait_for(lambda: int(time.time()) // 30 > now, timeout=35, interval=0.5)
+    return str(totp.at((used + 1) * 30))
 
 
 def network_for_next_visitor() -> str:
