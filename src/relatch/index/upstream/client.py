@@ -7,6 +7,7 @@ go only to the upstream's own origin, and never into a log line or a kept row.
 """
 
 import hashlib
+import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -104,10 +105,12 @@ def _refuse_other_schemes(request: httpx.Request) -> None:
 
 
 def _client() -> httpx.Client:
+    # The machine's trust store (OpenSSL's default paths, SSL_CERT_FILE and SSL_CERT_DIR), not
+    # certifi's copy: an operator whose network re-signs TLS adds its CA there, as for pip.
     return httpx.Client(
         timeout=settings.UPSTREAM_TIMEOUT, follow_redirects=True, max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": USER_AGENT}, event_hooks={"request": [_refuse_other_schemes]},
-        trust_env=False,
+        trust_env=False, verify=ssl.create_default_context(),
     )
 
 
