@@ -41,6 +41,17 @@ def _checked_address(address: str) -> str:
     return address
 
 
+def checked_identity(options: dict[str, Any]) -> tuple[str, str, str]:
+    """The username, address and name an operator gave, checked: free username, address
+    verified on no account, name within bounds (createstaff and createuser alike)."""
+    username, name = options["username"].strip(), options["name"].strip()
+    _check_username(username)
+    address = _checked_address(options["email"])
+    if len(name) > MAX_NAME_LENGTH:
+        raise CommandError(f"A name has at most {MAX_NAME_LENGTH} characters.")
+    return username, address, name
+
+
 def _check_password(password: str, *, username: str, name: str) -> None:
     try:
         validate_password(password, user=User(username=username, name=name))
@@ -68,11 +79,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         bring_schema_up_to_date()
-        username, name = options["username"].strip(), options["name"].strip()
-        _check_username(username)
-        address = _checked_address(options["email"])
-        if len(name) > MAX_NAME_LENGTH:
-            raise CommandError(f"A name has at most {MAX_NAME_LENGTH} characters.")
+        username, address, name = checked_identity(options)
         password = None
         if not options["no_password"]:
             password = self._read_password(options.get("stdin") or sys.stdin)

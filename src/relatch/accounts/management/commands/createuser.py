@@ -6,11 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import IntegrityError
 
-from relatch.accounts.management.commands.createstaff import (
-    MAX_NAME_LENGTH,
-    _check_username,
-    _checked_address,
-)
+from relatch.accounts.management.commands.createstaff import checked_identity
 from relatch.accounts.management.schema import bring_schema_up_to_date
 from relatch.accounts.registration.operators import create_account_for
 
@@ -28,11 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         bring_schema_up_to_date()
-        username, name = options["username"].strip(), options["name"].strip()
-        _check_username(username)
-        address = _checked_address(options["email"])
-        if len(name) > MAX_NAME_LENGTH:
-            raise CommandError(f"A name has at most {MAX_NAME_LENGTH} characters.")
+        username, address, name = checked_identity(options)
         try:
             create_account_for(username=username, email=address, name=name)
         except IntegrityError:  # created by someone else between the checks and now
