@@ -332,6 +332,44 @@ UPSTREAM_TIMEOUT = _env_seconds("RELATCH_UPSTREAM_TIMEOUT", 15)
 UPSTREAM_MAX_FILE_SIZE = max(
     MAX_UPLOAD_SIZE, _env_int("RELATCH_UPSTREAM_MAX_FILE_MB", 2048) * 1024 * 1024
 )
+# Trusted publishing (relatch.index.trusted): the OIDC issuers whose CI tokens may be exchanged
+# for 15-minute upload tokens, as DIALECT=ISSUER_URL pairs. The dialect names the claims the
+# issuer's tokens carry: github (GitHub, Forgejo and Gitea Actions) or gitlab (GitLab CI/CD).
+# Setting it replaces the default list; empty turns trusted publishing off.
+_DEFAULT_OIDC_ISSUERS = "github=https://token.actions.githubusercontent.com,gitlab=https://gitlab.com"
+
+
+def _oidc_issuers(text: str) -> dict[str, str]:
+    issuers: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        dialect, _, url = entry.partition("=")
+        parts = urlsplit(url.strip())
+        if dialect.strip() not in {"github", "gitlab"} or parts.scheme != "https" \
+                or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"RELATCH_OIDC_ISSUERS: {entry!r} is not DIALECT=https://issuer "
+                             "with DIALECT github or gitlab")
+        issuers[url.strip().rstrip("/")] = dialect.strip()
+    return issuers
+
+
+OIDC_ISSUERS = _oidc_issuers(os.environ.get("RELATCH_OIDC_ISSUERS", _DEFAULT_OIDC_ISSUERS))
+# The audience CI asks its issuer for (GET /_/oidc/audience). Unique per index by default (the
+# host), so a token minted for PyPI or for another Relatch is refused here.
+OIDC_AUDIENCE = os.environ.get("RELATCH_OIDC_AUDIENCE", "").strip() or (_base.hostname or "")
+# API tokens: new tokens expire after TOKEN_DEFAULT_DAYS unless their maker picks another date,
+# at most TOKEN_MAX_DAYS ahead; a token unused for TOKEN_UNUSED_DAYS is disabled, with a mail
+# (0: never).
+TOKEN_DEFAULT_DAYS = _env_int("RELATCH_TOKEN_DEFAULT_DAYS", 90)
+TOKEN_MAX_DAYS = _env_int("RELATCH_TOKEN_MAX_DAYS", 366)
+TOKEN_UNUSED_DAYS = _env_int("RELATCH_TOKEN_UNUSED_DAYS", 180)
+if not 1 <= TOKEN_DEFAULT_DAYS <= TOKEN_MAX_DAYS:
+    raise ValueError("RELATCH_TOKEN_DEFAULT_DAYS must be at least 1 and at most "
+                     "RELATCH_TOKEN_MAX_DAYS")
+# GitHub secret scanning (relatch.index.tokens.scanning): where the public keys that sign its
+# alerts are read. Empty turns the endpoint off.
+SECRET_SCANNING_KEYS_URL = os.environ.get(
+    "RELATCH_SECRET_SCANNING_KEYS_URL", "https://api.github.com/meta/public_keys/secret_scanning"
+).strip()
 # Account recovery (DESIGN §5): the enforced wait when one proof must be backed by time, and
 # how long "this wasn't me" blocks new requests for the account.
 RECOVERY_WAIT = timedelta(days=_env_int("RELATCH_RECOVERY_WAIT_DAYS", 7))

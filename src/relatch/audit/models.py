@@ -55,6 +55,19 @@ class EventKind(models.TextChoices):
     API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
     API_TOKEN_USED = "api_token_used", "API token used"
     API_TOKEN_REFUSED = "api_token_refused", "API token refused"
+    API_TOKEN_DISABLED_UNUSED = "api_token_disabled_unused", "API token disabled: unused"
+    API_TOKEN_LEAKED = "api_token_leaked", "API token revoked: found in public"
+    TRUSTED_PUBLISHER_ADDED = "trusted_publisher_added", "Trusted publisher added"
+    TRUSTED_PUBLISHER_REMOVED = "trusted_publisher_removed", "Trusted publisher removed"
+    TRUSTED_PUBLISHER_PINNED = (
+        "trusted_publisher_pinned", "Trusted publisher tied to its repository's id"
+    )
+    TRUSTED_PUBLISHER_USED = (
+        "trusted_publisher_used", "Upload token minted for a trusted publisher"
+    )
+    PENDING_PUBLISHER_INVALIDATED = (
+        "pending_publisher_invalidated", "Pending trusted publisher dropped: the name was taken"
+    )
     PROJECT_CREATED = "project_created", "Project created"
     FILE_UPLOADED = "file_uploaded", "File uploaded"
     UPLOAD_REFUSED = "upload_refused", "Upload refused"
@@ -93,6 +106,7 @@ class Factor(models.TextChoices):
     WEBAUTHN = "webauthn", "Security key"
     RECOVERY_CODE = "recovery_code", "Recovery code"
     API_TOKEN = "api_token", "API token"
+    TRUSTED_PUBLISHER = "trusted_publisher", "Trusted publisher (OIDC)"
 
 
 # After these, earlier second-factor failures no longer count (NIST N21), and the failures

@@ -216,6 +216,15 @@ class File(models.Model):
     uploader = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # How it was published: the token (None: the operator's import), and the trusted
+    # publisher whose OIDC exchange minted that token (None: a token the account made).
+    upload_token = models.ForeignKey(
+        "index.APIToken", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    trusted_publisher = models.ForeignKey(
+        "index.TrustedPublisher", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="files",
+    )
     uploaded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -268,10 +277,33 @@ class APIToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Where the last use came from, for the tokens page (a leaked token used elsewhere shows).
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_used_user_agent = models.CharField(max_length=512, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class RevokedBecause(models.TextChoices):
+        OWNER = "owner", "Revoked by its owner"
+        UNUSED = "unused", "Disabled: unused for too long"
+        LEAKED = "leaked", "Revoked: found published by a secret scanner"
+        PUBLISHER_REMOVED = "publisher_removed", "Revoked: its trusted publisher was removed"
+        FINISHED = "finished", "Revoked by the job that used it"
+
+    revoked_because = models.CharField(max_length=20, choices=RevokedBecause.choices,
+                                       blank=True)
+    # Minted by a trusted publisher's OIDC exchange (15 minutes, one project); None: made by
+    # the account on its tokens page or through the API.
+    publisher = models.ForeignKey(
+        "index.TrustedPublisher", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="tokens",
+    )
 
     class Meta:
         ordering: ClassVar = ["-created_at"]
+        indexes: ClassVar = [
+            # The daily sweep of tokens unused for too long.
+            models.Index(fields=["revoked_at", "last_used_at"], name="token_revoked_last_used"),
+        ]
 
     def __str__(self) -> str:
         return f"token {self.name} of {self.user_id}"
@@ -279,9 +311,11 @@ class APIToken(models.Model):
 
 # The upstream index's rows live beside their code; importing them here registers them with
 # the index app (Django loads an app's models from its models module).
+from relatch.index.trusted.models import TrustedPublisher, UsedOIDCToken  # noqa: E402
 from relatch.index.upstream.models import UpstreamFile, UpstreamPage  # noqa: E402
 
 __all__ = [
     "APIToken", "File", "IndexState", "JournalEntry", "Project", "Release", "Role",
-    "RoleInvitation", "UpstreamFile", "UpstreamPage", "UsedFilename",
+    "RoleInvitation", "TrustedPublisher", "UpstreamFile", "UpstreamPage", "UsedFilename",
+    "UsedOIDCToken",
 ]
