@@ -65,7 +65,7 @@ def test_the_same_file_again_answers_200_and_changes_nothing(
     assert (skipped.user, skipped.factor) == (alice, Factor.API_TOKEN)
     assert skipped.details == {"filename": dist.filename, "project": "sample-pkg",
                                "version": "1.0", "sha256": dist.sha256,
-                               "token_id": APIToken.objects.get().pk}
+                               "token_id": APIToken.objects.get().pk, "token_name": "ci"}
     assert not SecurityEvent.objects.filter(kind=EventKind.UPLOAD_REFUSED).exists()
     assert Release.objects.get().summary == "A sample package"
 

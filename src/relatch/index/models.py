@@ -180,6 +180,13 @@ class Release(models.Model):
     uploader = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
+    # Set when the release's first file came through a trusted publisher: its metadata was
+    # then written by whoever can run that CI job, not by ``uploader``'s own hand (the
+    # recovery desk must not read it as the account's declaration).
+    trusted_publisher = models.ForeignKey(
+        "index.TrustedPublisher", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="releases",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -225,6 +232,15 @@ class File(models.Model):
         "index.TrustedPublisher", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="files",
     )
+
+    class Via(models.TextChoices):
+        API_TOKEN = "api_token", "API token"
+        TRUSTED_PUBLISHER = "trusted_publisher", "Trusted publisher"
+        OPERATOR_IMPORT = "operator_import", "Operator's import"
+
+    # The way in, kept apart from the rows above: an import and a file uploaded before issue 21
+    # both have neither, and a token row goes with its deleted account. Empty: not recorded.
+    uploaded_via = models.CharField(max_length=20, choices=Via.choices, blank=True)
     uploaded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -288,6 +304,7 @@ class APIToken(models.Model):
         LEAKED = "leaked", "Revoked: found published by a secret scanner"
         PUBLISHER_REMOVED = "publisher_removed", "Revoked: its trusted publisher was removed"
         FINISHED = "finished", "Revoked by the job that used it"
+        TAKEN_BACK = "taken_back", "Revoked when the account was taken back"
 
     revoked_because = models.CharField(max_length=20, choices=RevokedBecause.choices,
                                        blank=True)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from relatch.accounts.models import Email, User
+from relatch.accounts.overview.upload_details import publish_detail
 from relatch.accounts.sessions.useragents import describe_user_agent
 from relatch.audit.models import EventKind, SecurityEvent
 
@@ -35,7 +36,7 @@ def _detail(event: SecurityEvent) -> str:
         return f"{client.browser} on {client.system}"
     if event.kind == EventKind.OTHER_SESSIONS_ENDED and isinstance(count, int):
         return f"{count} session{'' if count == 1 else 's'}"
-    return ""
+    return publish_detail(event.kind, details)
 
 
 def event_row(event: SecurityEvent) -> EventRow:

@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from relatch.accounts.models import User
 from relatch.index.models import File, Project, Release, Role
+from relatch.index.trusted.describe import describe_publisher, repository_url
 
 RECENT_PROJECTS = 10
 # Plain characters only: a tab or newline inside "java\tscript:" is dropped by browsers.
@@ -33,6 +34,9 @@ class FileRow:
     packagetype: str
     size: int
     sha256: str
+    # How it was published ("" when not recorded), and the publisher's repository page.
+    published_via: str = ""
+    published_href: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ def project_links(release: Release) -> list[ProjectLink]:
 
 
 def file_rows(release: Release) -> list[FileRow]:
+    files = File.objects.filter(release=release).select_related("trusted_publisher")
     return [
         FileRow(
             filename=f.filename,
@@ -105,9 +110,22 @@ def file_rows(release: Release) -> list[FileRow]:
             packagetype=f.get_packagetype_display(),
             size=f.size,
             sha256=f.sha256_digest,
+            **_published_via(f),
         )
-        for f in File.objects.filter(release=release).order_by("filename")
+        for f in files.order_by("filename")
     ]
+
+
+def _published_via(file: File) -> dict[str, str]:
+    """What installers may learn of a file's way in (as PyPI shows "Trusted Publishing"): the
+    CI repository and workflow of a trusted publisher, else only the kind; a token's name is
+    private to its account."""
+    if file.trusted_publisher is not None:
+        return {"published_via": describe_publisher(file.trusted_publisher),
+                "published_href": repository_url(file.trusted_publisher) or ""}
+    if file.uploaded_via:
+        return {"published_via": file.get_uploaded_via_display()}
+    return {}
 
 
 def maintainer_roles(project: Project) -> list[Role]:

@@ -4,6 +4,10 @@ Fields Relatch has no data for are there with PyPI's own placeholder values (``d
 -1, ``bugtrack_url`` and ``docs_url`` null, ``vulnerabilities`` empty), so tools that index
 into them do not fail. ``md5_digest`` and ``ownership`` are left out: no MD5 is kept, and
 the owners are on the project page.
+
+Each file says how it was published (``uploaded_via``, issue 21): by a trusted publisher
+(which repository and workflow), with an API token (never which: a token's name is private to
+its account), by the operator's import, or null for files uploaded before Relatch kept this.
 """
 
 from typing import Any
@@ -13,6 +17,13 @@ from django.conf import settings
 from relatch.index.models import File, Project, Release
 from relatch.index.simple.documents import file_path, upload_time
 from relatch.index.simple.queries import sort_versions
+from relatch.index.trusted.describe import publisher_data
+
+# Part of the documents' ETags and cache keys: a change of what a document says must not be
+# answered with a body, or a 304, made before it (``relatch.index.simple.views``).
+DOCUMENT_FORMAT = "2"
+# What the JSON API says of a trusted publisher: no row id (it means nothing outside).
+_PUBLIC_PUBLISHER_KEYS = ("kind", "issuer", "repository", "workflow", "environment", "url")
 
 
 def _absolute(path: str) -> str:
@@ -39,10 +50,25 @@ def _file_dict(file: File, release: Release) -> dict[str, Any]:
         "size": file.size,
         "upload_time": file.uploaded_at.strftime("%Y-%m-%dT%H:%M:%S"),
         "upload_time_iso_8601": upload_time(file.uploaded_at),
+        "uploaded_via": uploaded_via(file),
         "url": _absolute(file_path(file.path)),
         "yanked": release.yanked,
         "yanked_reason": release.yanked_reason or None,
     }
+
+
+def uploaded_via(file: File) -> dict[str, Any] | None:
+    """How ``file`` was published, for anyone who may read the project: the trusted
+    publisher's repository and workflow, or only the kind of way in."""
+    if file.trusted_publisher is not None:
+        data = publisher_data(file.trusted_publisher)
+        return {"kind": "trusted_publisher",
+                "publisher": {key: data[key] for key in _PUBLIC_PUBLISHER_KEYS}}
+    if file.upload_token_id is not None or file.uploaded_via == File.Via.API_TOKEN:
+        return {"kind": "api_token"}
+    if file.uploaded_via == File.Via.OPERATOR_IMPORT:
+        return {"kind": "operator_import"}
+    return None
 
 
 def _listed(extra: dict[str, Any], *keys: str) -> list[str] | None:

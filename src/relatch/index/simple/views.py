@@ -342,7 +342,8 @@ def pypi_project(request: HttpRequest, name: str) -> HttpResponseBase:
         latest = queries.latest_release(releases)
         return None if latest is None else pypi.project_document(found, releases, latest)
 
-    etag = make_etag("pypi", PAGE_FORMAT, normalized, found.generation)
+    etag = make_etag("pypi", PAGE_FORMAT, pypi.DOCUMENT_FORMAT, normalized,
+                     found.generation)
     return _pypi_answer(request, etag, found, document)
 
 
@@ -367,5 +368,6 @@ def pypi_release(request: HttpRequest, name: str, version: str) -> HttpResponseB
         release = queries.find_release(queries.releases_with_files(found), version)
         return None if release is None else pypi.release_document(found, release)
 
-    etag = make_etag("pypi", PAGE_FORMAT, normalized, version, found.generation)
+    etag = make_etag("pypi", PAGE_FORMAT, pypi.DOCUMENT_FORMAT, normalized, version,
+                     found.generation)
     return _pypi_answer(request, etag, found, document)

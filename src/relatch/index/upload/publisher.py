@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from relatch.accounts.freeze import AccountFrozenError, refuse_if_frozen
 from relatch.accounts.models import User
 from relatch.audit.models import Factor
-from relatch.index.models import APIToken
+from relatch.index.models import APIToken, File, TrustedPublisher
 from relatch.index.tokens.services import (
     WRONG_PURPOSE,
     TokenRefusedError,
@@ -23,6 +23,7 @@ from relatch.index.tokens.services import (
     refuse_unusable_token,
     token_allows_project,
 )
+from relatch.index.trusted.describe import publisher_data
 from relatch.index.upload.validation import UploadRefusedError
 from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
 
@@ -58,19 +59,43 @@ class Publisher:
         return self.token is None
 
     @property
+    def trusted_publisher(self) -> TrustedPublisher | None:
+        """The trusted publisher whose OIDC exchange minted the token (None: a token the
+        account made, or the operator's import)."""
+        return self.token.publisher if self.token is not None else None
+
+    @property
+    def via(self) -> str:
+        """The way in, as ``File.uploaded_via`` keeps it."""
+        if self.token is None:
+            return File.Via.OPERATOR_IMPORT
+        if self.token.publisher_id is not None:
+            return File.Via.TRUSTED_PUBLISHER
+        return File.Via.API_TOKEN
+
+    @property
     def factor(self) -> str:
-        """The factor the events record: the API token, or none for the operator's import."""
-        return Factor.API_TOKEN if self.token is not None else ""
+        """The factor the events record: the trusted publisher's exchange, the API token, or
+        none for the operator's import."""
+        if self.token is None:
+            return ""
+        return Factor.TRUSTED_PUBLISHER if self.token.publisher_id else Factor.API_TOKEN
 
     def file_event_details(self) -> dict[str, Any]:
-        """What FILE_UPLOADED adds about the way in: the token, or the operator's import."""
-        if self.token is not None:
-            return {"token_id": self.token.pk}
-        return {"by": OPERATOR_IMPORT}
+        """What FILE_UPLOADED and UPLOAD_SKIPPED add about the way in: the token (and the
+        publisher that minted it), or the operator's import. The token's name is private to
+        its account, so it goes in the account's own events, never into the JSON API."""
+        if self.token is None:
+            return {"by": OPERATOR_IMPORT}
+        if (found := self.trusted_publisher) is not None:
+            # Copied, not referenced: the history still says which repository and workflow
+            # published even if the publisher is later removed or the project deleted.
+            return {"token_id": self.token.pk, "publisher": publisher_data(found)}
+        return {"token_id": self.token.pk, "token_name": self.token.name}
 
     def project_event_details(self) -> dict[str, Any]:
-        """What PROJECT_CREATED adds about the way in (nothing for a token, as before)."""
-        return {} if self.token is not None else {"by": OPERATOR_IMPORT}
+        """What PROJECT_CREATED adds about the way in (the same as a file's)."""
+        return self.file_event_details()
 
     def check(self) -> None:
         """Refuse (403) an account that may not publish now.
@@ -114,6 +139,21 @@ class Publisher:
     def may_reach(self, normalized_name: str) -> bool:
         """Whether a token's scope reaches the project (the operator's import has none)."""
         return self.token is None or token_allows_project(self.token, normalized_name)
+
+    def out_of_scope(self, name: str) -> UploadRefusedError:
+        """The refusal (403) of an upload to project ``name`` that the token does not reach."""
+        if self.token is not None and self.token.publisher_id and self.token.project:
+            # A publisher's token reaches only the project the publisher was registered for:
+            # a workflow trusted for one project must not publish another of the owner's.
+            return UploadRefusedError(
+                f"This token was minted for a trusted publisher of '{self.token.project.name}' "
+                f"and cannot upload to '{name}'. Register a trusted publisher on '{name}' too.",
+                status=403,
+            )
+        return UploadRefusedError(
+            f"This API token is limited to another project and cannot upload to '{name}'. Use "
+            "a token for this project or for all your projects.", status=403,
+        )
 
     def note_use(self, *, request: HttpRequest | None) -> None:
         """The token's last use and API_TOKEN_USED; nothing for the operator's import."""

@@ -17,11 +17,12 @@ from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 
 from relatch.accounts.models import User
-from relatch.audit.models import EventKind, Factor
+from relatch.audit.models import EventKind
 from relatch.audit.services import record_event
 from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.manage.status import upload_refusal
 from relatch.index.models import APIToken, File, Project, Release, Role, UsedFilename
+from relatch.index.trusted.name_taken import drop_pending_for
 from relatch.index.upload import reuploads, storage
 from relatch.index.upload.metadata import check_wheel_metadata, release_fields
 from relatch.index.upload.publisher import Publisher
@@ -125,12 +126,13 @@ def record_refusal(
     *, request: HttpRequest | None, token: APIToken, message: str, filename: str = "",
     project: str = "",
 ) -> None:
-    """UPLOAD_REFUSED on the token's account: its owner sees what was tried with their token."""
+    """UPLOAD_REFUSED on the token's account: its owner sees what was tried with their token
+    (or with the token their trusted publisher's job was given)."""
+    via = Publisher.with_token(token)
     record_event(
-        user=token.user, kind=EventKind.UPLOAD_REFUSED, request=request,
-        factor=Factor.API_TOKEN,
+        user=token.user, kind=EventKind.UPLOAD_REFUSED, request=request, factor=via.factor,
         details={"message": message[:500], "filename": filename[:300], "project": project[:200],
-                 "token_id": token.pk, "token_name": token.name},
+                 **via.file_event_details()},
     )
 
 
@@ -179,10 +181,7 @@ def _check_contents(checked: _Checked, upload: UploadedFile) -> _Checked:
 def _project_for(*, publisher: Publisher, form: UploadForm) -> Project | None:
     """The existing project the upload goes to (None: a new one), if the uploader may."""
     if not publisher.may_reach(form.normalized_name):
-        raise UploadRefusedError(
-            f"This API token is limited to another project and cannot upload to "
-            f"'{form.name}'. Use a token for this project or for all your projects.", status=403,
-        )
+        raise publisher.out_of_scope(form.name)
     project = Project.objects.filter(normalized_name=form.normalized_name).first()
     if project is not None and not _may_upload(publisher.user, project):
         raise _not_allowed(project)
@@ -298,7 +297,7 @@ def _write_rows(
     # Read again in the transaction: a status set since the checks above still counts.
     project.refresh_from_db(fields=["status"])
     _refuse_by_status(project)
-    release = _release_for(project=project, user=user, form=form)
+    release = _release_for(project=project, publisher=publisher, form=form)
     if not publisher.keeps_legacy_spellings:
         _check_version_spelling(release, checked)
     now = timezone.now()
@@ -309,6 +308,9 @@ def _write_rows(
         blake2_256_digest=checked.digests.blake2_256,
         path=file_storage_path(checked.digests.sha256, checked.filename),
         metadata_sha256_digest=_sha256(checked.metadata), uploader=user, uploaded_at=now,
+        # How it was published, for the JSON API and the project's history (issue 21).
+        upload_token=publisher.token, trusted_publisher=publisher.trusted_publisher,
+        uploaded_via=publisher.via,
     )
     UsedFilename.objects.create(filename=checked.filename, project_name=project.normalized_name,
                                 first_uploaded_at=now)
@@ -338,6 +340,7 @@ def _project_in_transaction(
     )
     if created:
         Role.objects.create(project=project, user=publisher.user, kind=Role.Kind.OWNER)
+        drop_pending_for(request=request, project=project)
         record_event(
             user=publisher.user, kind=EventKind.PROJECT_CREATED, request=request,
             factor=publisher.factor,
@@ -355,12 +358,15 @@ def _confirm_role(user: User, project: Project) -> None:
         raise _not_allowed(project)
 
 
-def _release_for(*, project: Project, user: User, form: UploadForm) -> Release:
+def _release_for(*, project: Project, publisher: Publisher, form: UploadForm) -> Release:
     """The release of ``form``'s version, made by the first of parallel uploads to reach it
-    (the others wait for its commit and read it)."""
+    (the others wait for its commit and read it). Its metadata is the first file's: when a
+    trusted publisher sent that, the release says so (whoever can run the CI job wrote it,
+    not the uploader's own hand)."""
     release, _created = Release.objects.get_or_create(
         project=project, canonical_version=form.canonical_version,
-        defaults={"version": form.version, "uploader": user, **release_fields(form)},
+        defaults={"version": form.version, "uploader": publisher.user,
+                  "trusted_publisher": publisher.trusted_publisher, **release_fields(form)},
     )
     return release
 
