@@ -283,7 +283,7 @@ def create_token_page(w: World) -> Attempt:
     page = reverse("tokens:create")
 
     def send() -> Any:
-        data = {"name": "laptop", "scope": "all", "expiry": "never", "expires_on": "",
+        data = {"name": "laptop", "scope": "all", "expiry": "90", "expires_on": "",
                 "form_token": form_token(w.browser, page)}
         return w.browser.post(page, data)
 

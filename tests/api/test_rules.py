@@ -4,7 +4,7 @@ may expire, and whether staff see a request that was never filed. Each is checke
 page and on the API together; then that the API keeps to one refusal type and no view module."""
 
 import ast
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from django.utils import timezone
 
 import relatch.api
 from relatch.index.models import APIToken
-from relatch.index.tokens.services import EXPIRY_TOO_FAR, MAX_EXPIRY_DAYS
+from relatch.index.tokens.services import expiry_too_far, latest_expiry
 from relatch.recovery.desk.services import DeskRefusedError
 from relatch.recovery.models import ProofKind, RecoveryRequest
 from relatch.recovery.proofs.branch_checks import CheckLimitedError
@@ -88,24 +88,29 @@ def test_an_unknown_project_is_refused_by_both(client, staff, user, spam_eggs, t
 # -- 2. how far ahead a token may expire ----------------------------------------------------
 
 
-def test_the_api_refuses_a_token_expiring_in_9999_as_the_page_does(client, user, mail):
-    """The five-year cap lived in the page's form only: the API minted a token for 9999."""
+def test_the_api_refuses_a_token_expiring_in_9999_as_the_page_does(client, user, mail, settings):
+    """The cap lived in the page's form only: the API minted a token for 9999. Both refuse
+    with one message naming the latest expiry allowed (TOKEN_MAX_DAYS, issue 21)."""
     add_app(user)
     sign_in(client, user)
     refused = post(client, "/account/tokens", {"name": "ci", "expires_at": "9999-12-31T00:00:00Z"})
     assert refused.status_code == 400
-    assert refused.json() == {"detail": EXPIRY_TOO_FAR}
-    far = (timezone.now() + timedelta(days=MAX_EXPIRY_DAYS + 1)).date().isoformat()
+    latest = latest_expiry().astimezone(UTC)
+    assert refused.json()["detail"].startswith(
+        f"A token can work for at most {settings.TOKEN_MAX_DAYS} days: choose an expiry on or "
+        f"before {latest:%Y-%m-%d}")
+    far = (timezone.now() + timedelta(days=settings.TOKEN_MAX_DAYS + 1)).date().isoformat()
     page = post_create(client, expiry="date", expires_on=far)
     assert page.status_code == 400
-    assert EXPIRY_TOO_FAR in page.text
+    assert expiry_too_far(latest_expiry()).split(" on or before ")[0] in page.text
+    assert f"on or before {latest:%Y-%m-%d}" in page.text
     assert not APIToken.objects.exists()
 
 
-def test_a_token_within_five_years_is_made_by_the_api(client, user, mail):
+def test_a_token_within_the_cap_is_made_by_the_api(client, user, mail, settings):
     add_app(user)
     sign_in(client, user)
-    when = timezone.now() + timedelta(days=MAX_EXPIRY_DAYS - 1)
+    when = timezone.now() + timedelta(days=settings.TOKEN_MAX_DAYS - 1)
     created = post(client, "/account/tokens", {"name": "ci", "expires_at": when.isoformat()})
     assert created.status_code == 201, created.content
     assert APIToken.objects.get().expires_at == when

@@ -59,7 +59,7 @@ def form_token(client: Client) -> str:
 
 
 def post_create(client: Client, **fields: Any) -> Any:
-    data = {"name": "laptop", "scope": "all", "expiry": "never", "expires_on": ""}
+    data = {"name": "laptop", "scope": "all", "expiry": "90", "expires_on": ""}
     data.update({"form_token": form_token(client)}, **fields)
     return client.post(NEW, data)
 
@@ -97,7 +97,7 @@ def test_account_without_second_factor_is_told_and_cannot_create(signed_in: Clie
     page = signed_in.get(NEW)
     assert page.status_code == 403
     assert "Creating an API token needs two-step sign-in" in page.text
-    refused = signed_in.post(NEW, {"name": "x", "scope": "all", "expiry": "never"})
+    refused = signed_in.post(NEW, {"name": "x", "scope": "all", "expiry": "90"})
     assert refused.status_code == 403
     assert not APIToken.objects.exists()
 
@@ -122,7 +122,7 @@ def test_creation_needs_recent_reauthentication(
 ) -> None:
     """ASVS 7.5.1: a stale session is sent to confirm first (which asks for the factor too)."""
     sign_in(client, with_app, reauthenticated=False)
-    data = {"name": "x", "scope": "all", "expiry": "never"} if method == "post" else None
+    data = {"name": "x", "scope": "all", "expiry": "90"} if method == "post" else None
     response = getattr(client, method)(NEW, data)
     assert response.status_code == 302
     assert response["Location"].startswith("/account/reauthenticate/?next=")
@@ -131,7 +131,7 @@ def test_creation_needs_recent_reauthentication(
 
 def test_create_without_csrf_token_is_refused(with_app: User) -> None:
     browser = sign_in(Client(enforce_csrf_checks=True), with_app)
-    response = browser.post(NEW, {"name": "x", "scope": "all", "expiry": "never"})
+    response = browser.post(NEW, {"name": "x", "scope": "all", "expiry": "90"})
     assert response.status_code == 403
     assert not APIToken.objects.exists()
 
@@ -164,7 +164,7 @@ def test_resending_the_create_form_makes_no_second_token(signed_in: Client, with
     data = {
         "name": "laptop",
         "scope": "all",
-        "expiry": "never",
+        "expiry": "90",
         "form_token": form_token(signed_in),
     }
     first = signed_in.post(NEW, data)
@@ -243,17 +243,26 @@ def test_service_refuses_a_project_without_a_role(with_app: User, make_user: Any
     assert not APIToken.objects.exists()
 
 
-@pytest.mark.parametrize(
-    ("choice", "days"), [("never", None), ("30", 30), ("90", 90), ("365", 365)]
-)
-def test_expiry_choices(signed_in: Client, with_app: User, choice: str, days: int | None) -> None:
+@pytest.mark.parametrize(("choice", "days"), [("30", 30), ("90", 90), ("180", 180), ("366", 366)])
+def test_expiry_choices(signed_in: Client, with_app: User, choice: str, days: int) -> None:
     assert post_create(signed_in, expiry=choice).status_code == 200
     expires_at = APIToken.objects.get().expires_at
-    if days is None:
-        assert expires_at is None
-    else:
-        assert expires_at is not None
-        assert abs(expires_at - (timezone.now() + timedelta(days=days))) < timedelta(minutes=1)
+    assert expires_at is not None
+    assert abs(expires_at - (timezone.now() + timedelta(days=days))) < timedelta(minutes=1)
+
+
+def test_never_is_no_longer_offered_and_90_days_is_the_default(
+    signed_in: Client, with_app: User
+) -> None:
+    """Issue 21: no new token lives forever; the form starts on the default."""
+    page = signed_in.get(NEW).text
+    assert 'value="never"' not in page
+    assert re.search(r'<option value="90" selected>In 90 days \(the default\)</option>', page)
+    assert "At most 366 days ahead." in page
+    refused = post_create(signed_in, expiry="never")
+    assert refused.status_code == 400
+    assert "Choose when the token expires." in refused.text
+    assert not APIToken.objects.exists()
 
 
 def test_expiry_on_a_chosen_date(signed_in: Client, with_app: User) -> None:
@@ -268,7 +277,7 @@ def test_expiry_on_a_chosen_date(signed_in: Client, with_app: User) -> None:
         ("", "Enter the date the token should expire."),
         ("not a date", "Enter the date as YYYY-MM-DD."),
         ("2000-01-01", "The expiry date must be after today."),
-        ("2999-01-01", "Choose a date within five years."),
+        ("2999-01-01", "A token can work for at most 366 days: choose an expiry on or before "),
     ],
 )
 def test_bad_expiry_dates_are_refused(
@@ -283,6 +292,14 @@ def test_bad_expiry_dates_are_refused(
 def test_service_refuses_a_past_expiry(with_app: User) -> None:
     with pytest.raises(TokenError, match="must be in the future"):
         service_token(with_app, expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_token_made_without_a_date_expires_after_the_default(with_app: User) -> None:
+    """The service's default, for every caller (page, API, scripts): TOKEN_DEFAULT_DAYS."""
+    row, _ = service_token(with_app)
+    assert row.expires_at is not None
+    expected = timezone.now() + timedelta(days=settings.TOKEN_DEFAULT_DAYS)
+    assert abs(row.expires_at - expected) < timedelta(minutes=1)
 
 
 def test_live_tokens_are_limited_per_account(with_app: User) -> None:
@@ -603,11 +620,20 @@ def test_a_staff_token_never_uploads_and_an_upload_token_never_reaches_the_desk(
     assert authenticate_token(raw=text, purpose=APIToken.Purpose.STAFF).pk == row.pk
 
 
-def test_the_service_caps_the_expiry_for_every_caller(with_app: User) -> None:
-    """The cap is the service's rule (issue 16): the page's form and the API both meet it."""
-    far = timezone.now() + timedelta(days=services.MAX_EXPIRY_DAYS, minutes=1)
-    with pytest.raises(TokenError, match=services.EXPIRY_TOO_FAR):
+@pytest.mark.parametrize("max_days", [366, 30])
+def test_the_service_caps_the_expiry_for_every_caller(
+    with_app: User, settings: Any, max_days: int
+) -> None:
+    """The cap is the service's rule (issues 16, 21): the page's form and the API both meet it,
+    and the refusal names the latest expiry allowed."""
+    settings.TOKEN_MAX_DAYS = max_days
+    settings.TOKEN_DEFAULT_DAYS = min(90, max_days)
+    far = timezone.now() + timedelta(days=max_days, minutes=1)
+    with pytest.raises(TokenError) as refused:
         service_token(with_app, expires_at=far)
+    latest = (far - timedelta(minutes=1)).astimezone(UTC)
+    assert refused.value.message.startswith(f"A token can work for at most {max_days} days")
+    assert f"on or before {latest:%Y-%m-%d} " in refused.value.message
     assert not APIToken.objects.exists()
     row, _ = service_token(with_app, expires_at=far - timedelta(minutes=2))
     assert row.expires_at == far - timedelta(minutes=2)

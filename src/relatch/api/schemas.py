@@ -393,15 +393,25 @@ class TokenOut(Schema):
     scope: str
     created_at: datetime
     last_used_at: datetime | None
-    expires_at: datetime | None
+    last_used_ip: str | None = Field(description="The address the last use came from.")
+    last_used_user_agent: str = Field(description="The user agent of the last use, as sent.")
+    last_used_client: str = Field(
+        description='The last use\'s program in words, e.g. "twine 6.1.0 on Linux 6".')
+    expires_at: datetime | None = Field(
+        description="None only for a token made before tokens expired by default.")
     revoked_at: datetime | None
+    revoked_because: str = Field(
+        description='Why it was revoked: "owner", "unused" (for too long), "leaked" (found '
+        'published by a secret scanner), ...; empty when it was not (or not said).')
 
 
 class TokenIn(Schema):
     name: Annotated[str, Field(min_length=1, max_length=100, json_schema_extra=NOT_BLANK),
                     AfterValidator(_not_blank)]
     project: Plain | None = Field(default=None, max_length=200, json_schema_extra=NO_NUL)
-    expires_at: datetime | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="When it stops working (with its time zone); by default "
+        "TOKEN_DEFAULT_DAYS (90) days from now, at most TOKEN_MAX_DAYS (366) ahead.")
     # As on the tokens page: upload (twine) or read (pip and uv on a private index); staff
     # tokens are not made here.
     purpose: Literal["upload", "read"] = Field(

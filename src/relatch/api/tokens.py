@@ -42,14 +42,16 @@ def _recent(request: HttpRequest) -> None:
 
 @router.get("/tokens", response={200: list[TokenOut], **ERRORS}, auth=[signed_in, staff_token])
 def list_tokens(request: HttpRequest) -> list[TokenOut]:
-    """The caller's tokens, newest first (revoked ones included, marked)."""
+    """The caller's own tokens, newest first (revoked ones included, marked), with where
+    each was last used from; tokens a trusted publisher minted are not listed."""
     return [TokenOut.model_validate(line) for line in token_lines(_user(request))]
 
 
 @router.post("/tokens", response={201: TokenCreatedOut, **ERRORS}, auth=signed_in)
 def create_token(request: HttpRequest, payload: TokenIn) -> Status[TokenCreatedOut]:
     """Mint an upload token, or a read token (``purpose``: "read"); the token text is in
-    this answer and nowhere else, ever."""
+    this answer and nowhere else, ever. Without ``expires_at`` it expires in
+    TOKEN_DEFAULT_DAYS; an expiry after TOKEN_MAX_DAYS is refused, naming the latest one."""
     _recent(request)
     user = _user(request)
     project = _project(user, payload.project)
@@ -83,7 +85,8 @@ def _aware(moment: datetime | None) -> datetime | None:
 @router.post("/tokens/{token_id}/revoke", response={200: TokenOut, **ERRORS}, auth=signed_in)
 def revoke_token(request: HttpRequest,
                  token_id: int = Path(..., ge=1, le=MAX_ID)) -> TokenOut:
-    """Revoke one of your tokens; it stops working at once."""
+    """Revoke one of your own tokens; it stops working at once. A token a trusted publisher
+    minted is not found here (the project's publishing page manages it)."""
     _recent(request)
     row = tokens.revoke_token(request=request, user=_user(request), token_id=token_id)
     return TokenOut.model_validate(token_line(row))

@@ -26,6 +26,7 @@ def recovery_tick() -> dict[str, Any]:
     tick is the only periodic task), then the next tick."""
     from relatch.accounts.emails.domains.tasks import ensure_domain_check_scheduled
     from relatch.accounts.second_address.tasks import ensure_second_address_reminders_scheduled
+    from relatch.index.tokens.tasks import ensure_unused_token_pass_scheduled
     from relatch.index.upload.tasks import ensure_sweep_scheduled
     from relatch.mfa.yearly_check.tasks import ensure_recovery_info_checks_scheduled
     from relatch.notify.leftovers import prune_delivery_attempts, sweep_stranded_mail
@@ -39,6 +40,7 @@ def recovery_tick() -> dict[str, Any]:
         report["domain_check_queued"] = ensure_domain_check_scheduled()
         report["second_address_reminders_queued"] = ensure_second_address_reminders_scheduled()
         report["recovery_info_checks_queued"] = ensure_recovery_info_checks_scheduled()
+        report["unused_token_pass_queued"] = ensure_unused_token_pass_scheduled()
         return report
     finally:
         ensure_tick_scheduled()

@@ -3,6 +3,7 @@
 from datetime import UTC, date, datetime, time, timedelta
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 
 from relatch.accounts.models import User
@@ -10,15 +11,19 @@ from relatch.index.models import APIToken, Project
 from relatch.index.tokens.services import MAX_NAME_LENGTH, projects_for_scope
 
 ALL_PROJECTS = "all"
-NEVER = "never"
 ON_DATE = "date"
-EXPIRY_CHOICES = [
-    (NEVER, "Never"),
-    ("30", "In 30 days"),
-    ("90", "In 90 days"),
-    ("365", "In a year"),
-    (ON_DATE, "On a date I choose"),
-]
+# "Never" is not offered: a token that never expires is the one found in an old CI secret
+# years later (issue 21). Existing ones keep working until the unused-token rule stops them.
+EXPIRY_DAYS = (30, 90, 180, 366)
+
+
+def expiry_choices() -> list[tuple[str, str]]:
+    """The offered lifetimes within TOKEN_MAX_DAYS, the default among them, and a date."""
+    default, longest = settings.TOKEN_DEFAULT_DAYS, settings.TOKEN_MAX_DAYS
+    days = sorted({d for d in EXPIRY_DAYS if d <= longest} | {default})
+    return [
+        (str(d), f"In {d} days" + (" (the default)" if d == default else "")) for d in days
+    ] + [(ON_DATE, "On a date I choose")]
 
 
 # What a token made on the page can do: upload (twine) or read (pip and uv, when reads need
@@ -60,8 +65,6 @@ class CreateTokenForm(forms.Form):
     )
     expiry = forms.ChoiceField(
         label="Expires",
-        choices=EXPIRY_CHOICES,
-        initial="90",
         error_messages={"invalid_choice": "Choose when the token expires."},
     )
     expires_on = forms.DateField(
@@ -80,6 +83,12 @@ class CreateTokenForm(forms.Form):
         scope.choices = [(ALL_PROJECTS, "All my projects (and new ones I create)")] + [
             (pk, f"Only {project.name}") for pk, project in self.projects.items()
         ]
+        expiry = self.fields["expiry"]
+        assert isinstance(expiry, forms.ChoiceField)
+        expiry.choices = expiry_choices()
+        expiry.initial = str(settings.TOKEN_DEFAULT_DAYS)
+        expiry.help_text = (f"At most {settings.TOKEN_MAX_DAYS} days ahead. Make a new token "
+                            "when it expires.")
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
@@ -95,7 +104,7 @@ class CreateTokenForm(forms.Form):
                 self.add_error("expires_on", "Enter the date the token should expire.")
         elif on <= today:
             self.add_error("expires_on", "The expiry date must be after today.")
-        # How far ahead is create_token's rule (MAX_EXPIRY_DAYS), the API's too.
+        # How far ahead is create_token's rule (TOKEN_MAX_DAYS), the API's too.
 
     def chosen_project(self) -> Project | None:
         """The project the token is limited to, or None for all projects."""
@@ -106,11 +115,9 @@ class CreateTokenForm(forms.Form):
         token, as before."""
         return str(self.cleaned_data.get("purpose") or APIToken.Purpose.UPLOAD)
 
-    def chosen_expiry(self) -> datetime | None:
-        """When the token stops working, or None for never."""
+    def chosen_expiry(self) -> datetime:
+        """When the token stops working."""
         choice = self.cleaned_data["expiry"]
-        if choice == NEVER:
-            return None
         if choice == ON_DATE:
             return datetime.combine(self.cleaned_data["expires_on"], time.min, tzinfo=UTC)
         return timezone.now() + timedelta(days=int(choice))

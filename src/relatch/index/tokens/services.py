@@ -8,6 +8,7 @@ minted by someone who proved two factors. The plaintext exists once, in the retu
 
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -21,16 +22,15 @@ from relatch.audit.services import record_event
 from relatch.index.models import APIToken, Project, Role
 from relatch.index.tokens import primitive
 from relatch.mfa.policy import require_second_factor
-from relatch.web.client import client_ip
+from relatch.web.client import client_ip, client_user_agent
 from relatch.web.refusals import Refusal
 
 # A cap on live tokens per account: enough for every CI system a maintainer runs, and a bound
-# on what a stolen session could mint before the owner notices the mails.
+# on what a stolen session could mint before the owner notices the mails. Tokens minted by a
+# trusted publisher (15 minutes each) are not counted: a busy release pipeline must not lock
+# its owner out of making a token.
 MAX_LIVE_TOKENS = 50
 MAX_NAME_LENGTH = 100
-# An expiry further out than this is almost certainly a typo (year 2205 for 2025, or 9999).
-MAX_EXPIRY_DAYS = 5 * 366
-EXPIRY_TOO_FAR = "Choose a date within five years."
 CREATE_ACTION = "Creating an API token"
 HOW_TO_USE = 'Use "__token__" as the user name and the whole token, "relatch-…", as the password.'
 
@@ -76,17 +76,39 @@ EXPIRED = "This API token has expired. Create a new one on your account's API to
 INACTIVE = "The account this API token belongs to is disabled."
 
 
-def _when(at: datetime) -> str:
+def in_utc(at: datetime) -> str:
     """A time for a mail's context (JSON-safe, unambiguous)."""
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def own_tokens(user: User) -> QuerySet[APIToken]:
+    """The tokens the account made itself (page, API, staff command): not those a trusted
+    publisher minted, which belong to the project's publishing page."""
+    return APIToken.objects.filter(user=user, publisher__isnull=True)
+
+
 def live_tokens(user: User) -> QuerySet[APIToken]:
-    """The account's tokens that still work: not revoked, not expired."""
+    """The account's own tokens that still work: not revoked, not expired."""
     now = timezone.now()
-    return APIToken.objects.filter(user=user, revoked_at__isnull=True).filter(
+    return own_tokens(user).filter(revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
+
+
+def default_expiry(now: datetime | None = None) -> datetime:
+    """When a token expires if its maker picks no date: TOKEN_DEFAULT_DAYS from now."""
+    return (now or timezone.now()) + timedelta(days=settings.TOKEN_DEFAULT_DAYS)
+
+
+def latest_expiry(now: datetime | None = None) -> datetime:
+    """The furthest a token's expiry may be: TOKEN_MAX_DAYS from now."""
+    return (now or timezone.now()) + timedelta(days=settings.TOKEN_MAX_DAYS)
+
+
+def expiry_too_far(latest: datetime) -> str:
+    """The refusal of an expiry after ``latest``, naming the latest one allowed."""
+    return (f"A token can work for at most {settings.TOKEN_MAX_DAYS} days: choose an expiry "
+            f"on or before {in_utc(latest)}.")
 
 
 def projects_for_scope(user: User) -> QuerySet[Project]:
@@ -105,20 +127,24 @@ def create_token(
     user: User,
     name: str,
     project: Project | None,
-    expires_at: datetime | None,
+    expires_at: datetime | None = None,
     purpose: str = APIToken.Purpose.UPLOAD,
 ) -> tuple[APIToken, str]:
     """Mint a token; return its row and its text, the only time the text exists.
 
+    ``expires_at`` None means the default, TOKEN_DEFAULT_DAYS from now: no new token lives
+    forever, so one forgotten in an old CI secret stops working by itself.
+
     Raises SecondFactorRequiredError without a second factor, TokenError for an empty or
-    overlong name, a project without a role, an expiry in the past or more than five years
-    ahead (``MAX_EXPIRY_DAYS``: the pages and the API alike), too many live tokens, a
+    overlong name, a project without a role, an expiry in the past or more than
+    TOKEN_MAX_DAYS ahead (the pages and the API alike), too many live tokens, a
     staff token for someone who is not staff (or limited to a project), or a frozen account
     (FrozenAccountError, 403).
     Records API_TOKEN_CREATED and tells every verified address.
     """
     require_second_factor(user=user, action=CREATE_ACTION)
     name = name.strip()
+    expires_at = expires_at if expires_at is not None else default_expiry()
     _check_request(user=user, name=name, project=project, expires_at=expires_at)
     if purpose == APIToken.Purpose.STAFF and not (user.is_staff and project is None):
         raise TokenError("Only staff can have a recovery-desk token, and it has no project.")
@@ -136,7 +162,7 @@ def create_token(
 
 
 def _check_request(
-    *, user: User, name: str, project: Project | None, expires_at: datetime | None
+    *, user: User, name: str, project: Project | None, expires_at: datetime
 ) -> None:
     if not name:
         raise TokenError("Give the token a name, e.g. where it will be used.")
@@ -145,10 +171,12 @@ def _check_request(
     # A forged project id: a token may only reach projects the user already works on.
     if project is not None and not Role.objects.filter(project=project, user=user).exists():
         raise TokenError("You have no role on that project, so a token cannot be limited to it.")
-    if expires_at is not None and expires_at <= timezone.now():
+    now = timezone.now()
+    if expires_at <= now:
         raise TokenError("The expiry date must be in the future.")
-    if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_EXPIRY_DAYS):
-        raise TokenError(EXPIRY_TOO_FAR)
+    # A long-lived token is the one that leaks from CI and is used years later.
+    if expires_at > latest_expiry(now):
+        raise TokenError(expiry_too_far(latest_expiry(now)))
 
 
 @transaction.atomic
@@ -158,7 +186,7 @@ def _store_token(
     user: User,
     name: str,
     project: Project | None,
-    expires_at: datetime | None,
+    expires_at: datetime,
     token_text: primitive.TokenText,
     purpose: str,
 ) -> APIToken:
@@ -184,13 +212,14 @@ def _store_token(
         purpose=purpose,
     )
     record_event(
-        user=user, kind=EventKind.API_TOKEN_CREATED, request=request, details=_event_details(row)
+        user=user, kind=EventKind.API_TOKEN_CREATED, request=request, details=event_details(row)
     )
-    announce_to_account(user=user, template="token_created", context=_mail_context(request, row))
+    announce_to_account(user=user, template="token_created", context=mail_context(request, row))
     return row
 
 
-def _event_details(token: APIToken) -> dict[str, object]:
+def event_details(token: APIToken) -> dict[str, object]:
+    """What a token's SecurityEvent records of it (never its secret)."""
     return {
         "token_id": token.pk,
         "name": token.name,
@@ -200,36 +229,59 @@ def _event_details(token: APIToken) -> dict[str, object]:
     }
 
 
-def _mail_context(request: HttpRequest | None, token: APIToken) -> dict[str, object]:
+def mail_context(request: HttpRequest | None, token: APIToken) -> dict[str, object]:
+    """What a token's mails say of it (JSON-safe, never its secret)."""
     return {
         "token_name": token.name,
         "scope": describe_scope(token),
-        "expires_at": _when(token.expires_at) if token.expires_at else "",
-        "when": _when(timezone.now()),
+        "expires_at": in_utc(token.expires_at) if token.expires_at else "",
+        "when": in_utc(timezone.now()),
         "ip_address": (client_ip(request) if request is not None else None) or "unknown",
     }
 
 
 @transaction.atomic
 def revoke_token(*, request: HttpRequest | None, user: User, token_id: int) -> APIToken:
-    """Revoke one of ``user``'s tokens; it stops working at once.
+    """Revoke one of ``user``'s own tokens; it stops working at once.
 
-    Raises TokenNotFoundError for a missing id or another account's token, TokenError when it
-    was already revoked (a double submit changes nothing). Records API_TOKEN_REVOKED and tells
+    Raises TokenNotFoundError for a missing id, another account's token or a token a trusted
+    publisher minted (the project's publishing page manages those), TokenError when it was
+    already revoked (a double submit changes nothing). Records API_TOKEN_REVOKED and tells
     every verified address.
     """
-    token = APIToken.objects.select_related("project").filter(pk=token_id, user=user).first()
+    token = own_tokens(user).select_related("project").filter(pk=token_id).first()
     if token is None:
         raise TokenNotFoundError("There is no such token on your account.")
     now = timezone.now()
     # Conditional: of two racing submits, only one revokes (and records the event).
-    if not APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now):
+    if not APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_because=APIToken.RevokedBecause.OWNER
+    ):
         raise TokenError(f"The token “{token.name}” was already revoked. Nothing was changed.")
     token.revoked_at = now
+    token.revoked_because = APIToken.RevokedBecause.OWNER
     record_event(
-        user=user, kind=EventKind.API_TOKEN_REVOKED, request=request, details=_event_details(token)
+        user=user, kind=EventKind.API_TOKEN_REVOKED, request=request, details=event_details(token)
     )
-    announce_to_account(user=user, template="token_revoked", context=_mail_context(request, token))
+    announce_to_account(user=user, template="token_revoked", context=mail_context(request, token))
+    return token
+
+
+def token_spelled_by(raw: str) -> APIToken | None:
+    """The row of the token ``raw`` spells, whatever its state, or None when the identifier is
+    unknown or the secret wrong; MalformedTokenError when ``raw`` is no token at all.
+
+    Constant cost: one lookup by identifier and one SHA-256 compared with
+    ``hmac.compare_digest``; an unknown identifier is compared against a dummy digest, so the
+    time tells nobody which identifiers exist."""
+    parsed = primitive.parse_token(raw)
+    token = (
+        APIToken.objects.select_related("user", "project")
+        .filter(identifier=parsed.identifier)
+        .first()
+    )
+    if not primitive.secret_matches(parsed.secret, token.secret_digest if token else None):
+        return None
     return token
 
 
@@ -242,17 +294,11 @@ def authenticate_token(*, raw: str, purpose: str = APIToken.Purpose.UPLOAD) -> A
     expired and disabled-account answers are given only to someone who knows the secret.
     """
     try:
-        parsed = primitive.parse_token(raw)
+        token = token_spelled_by(raw)
     except primitive.MalformedTokenError:
         raise TokenRefusedError(MALFORMED, reason="malformed") from None
-    token = (
-        APIToken.objects.select_related("user", "project")
-        .filter(identifier=parsed.identifier)
-        .first()
-    )
-    if not primitive.secret_matches(parsed.secret, token.secret_digest if token else None):
+    if token is None:
         raise TokenRefusedError(INVALID, reason="invalid")
-    assert token is not None  # secret_matches is False for an unknown identifier
     refuse_unusable_token(token)
     if token.purpose != purpose:
         raise TokenRefusedError(WRONG_PURPOSE, reason="purpose", token=token)
@@ -283,16 +329,22 @@ def token_allows_project(token: APIToken, normalized_name: str) -> bool:
 
 @transaction.atomic
 def note_token_use(*, request: HttpRequest | None, token: APIToken) -> None:
-    """Record that ``token`` was used: its last-used time and an API_TOKEN_USED event."""
+    """Record that ``token`` was used: its last-used time, address and user agent (shown on
+    the tokens page, so a leaked token used from elsewhere stands out) and an API_TOKEN_USED
+    event."""
     now = timezone.now()
-    APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    token.last_used_at = now
+    ip = client_ip(request) if request is not None else None
+    agent = client_user_agent(request) if request is not None else ""
+    APIToken.objects.filter(pk=token.pk).update(
+        last_used_at=now, last_used_ip=ip, last_used_user_agent=agent
+    )
+    token.last_used_at, token.last_used_ip, token.last_used_user_agent = now, ip, agent
     record_event(
         user=token.user,
         kind=EventKind.API_TOKEN_USED,
         request=request,
         factor=Factor.API_TOKEN,
-        details=_event_details(token),
+        details=event_details(token),
     )
 
 
@@ -303,7 +355,7 @@ def note_token_refusal(*, request: HttpRequest | None, refusal: TokenRefusedErro
     leaked old token is still being tried. Unknown tokens have no account to record it on."""
     if refusal.token is None:
         return
-    details = {**_event_details(refusal.token), "reason": refusal.reason}
+    details = {**event_details(refusal.token), "reason": refusal.reason}
     record_event(
         user=refusal.token.user,
         kind=EventKind.API_TOKEN_REFUSED,

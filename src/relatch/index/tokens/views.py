@@ -37,13 +37,17 @@ ALREADY_SENT = (
 @never_cache
 @require_GET
 def token_list(request: HttpRequest) -> HttpResponse:
-    """The account's tokens: name, scope, created, last used, expires, revoked."""
+    """The account's own tokens: name, scope, created, last use (when, from which address,
+    with which program), expires, revoked and why."""
     user = signed_in_user(request)
     context = {
         "tokens": token_lines(user),
         "live_count": services.live_tokens(user).count(),
         "max_tokens": services.MAX_LIVE_TOKENS,
         "has_second_factor": has_second_factor(user),
+        "default_days": settings.TOKEN_DEFAULT_DAYS,
+        "max_days": settings.TOKEN_MAX_DAYS,
+        "unused_days": settings.TOKEN_UNUSED_DAYS,
     }
     return render(request, f"{_TEMPLATES}/list.html", context)
 
