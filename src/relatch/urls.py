@@ -23,6 +23,7 @@ urlpatterns = [
     path("staff/", include("relatch.notify.staff.urls")),
     path("hooks/bounces", bounce_hook, name="bounce_hook"),
     path("api/v1/", include("relatch.api.urls")),
+    path("_/oidc/", include("relatch.index.trusted.urls")),
     path("_/secrets/", include("relatch.index.tokens.scanning.urls")),
     # The package index: installers (simple, files, JSON), twine (legacy), people (pages).
     path("", include("relatch.index.simple.urls")),

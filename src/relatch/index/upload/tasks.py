@@ -1,7 +1,8 @@
 """The daily orphan sweep as a background task, queued by the recovery tick (the one periodic
 task: ``relatch.recovery.tasks``), which asks for it every ten minutes; it runs a day after
 the previous one was queued. ``relatch sweep_orphan_files`` runs one by hand. The same task
-removes the temporary files killed uploads left (``relatch.index.upload.temp_files``)."""
+removes the temporary files killed uploads left (``relatch.index.upload.temp_files``) and the
+records of OIDC tokens that can no longer verify (``relatch.index.trusted.used_tokens``)."""
 
 from dataclasses import asdict
 from datetime import timedelta
@@ -10,6 +11,7 @@ from typing import Any
 from django.tasks import task
 from django.utils import timezone
 
+from relatch.index.trusted.used_tokens import prune_used_tokens
 from relatch.index.upload.sweep import DEFAULT_MIN_AGE, added, sweep_orphan_files
 from relatch.index.upload.temp_files import LEFTOVER_AGE, remove_upload_leftovers
 from relatch.index.upstream.sweep import sweep_upstream_orphans
@@ -26,6 +28,7 @@ def sweep_orphans() -> dict[str, Any]:
                           sweep_upstream_orphans(older_than=DEFAULT_MIN_AGE, dry_run=False)))
     leftovers = remove_upload_leftovers(older_than=LEFTOVER_AGE)
     report.update(upload_leftovers=leftovers.files, upload_leftover_bytes=leftovers.bytes)
+    report["used_oidc_tokens_pruned"] = prune_used_tokens()
     return report
 
 

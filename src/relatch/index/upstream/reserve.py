@@ -17,6 +17,7 @@ from relatch.audit.services import record_event
 from relatch.index.changes import mark_project_changed, mark_project_list_changed
 from relatch.index.models import Project, Role
 from relatch.index.names import MAX_PROJECT_NAME, is_valid_project_name, normalize_project_name
+from relatch.index.trusted.name_taken import drop_pending_for
 from relatch.index.upstream.models import UpstreamPage
 
 RESERVE_ACTION = "Reserving a project name"
@@ -46,11 +47,26 @@ def reserve_name(*, name: str, owner: User, request: HttpRequest | None = None,
     """Make ``name`` an empty local project owned by ``owner`` (UPSTREAM_NAME_RESERVED on
     the owner's history). Refuses a name that is invalid or already a local project, and a
     frozen account. Any page kept from the upstream for the name is forgotten."""
-    normalized = check_name(name)
+    check_name(name)
     try:
         refuse_if_frozen(user=owner, action=RESERVE_ACTION)
     except AccountFrozenError as error:
         raise ReserveRefusedError(error.message) from None
+    project = create_local_project(name=name, owner=owner)
+    drop_pending_for(request=request, project=project)
+    details = {"project": project.name, **({"by": "operator"} if by_operator else {})}
+    record_event(user=owner, kind=EventKind.UPSTREAM_NAME_RESERVED, request=request,
+                 details=details)
+    return project
+
+
+def create_local_project(*, name: str, owner: User) -> Project:
+    """The core of reserving, shared with a pending trusted publisher's first exchange
+    (``relatch.index.trusted.exchange``): make ``name`` an empty local project owned by
+    ``owner`` and forget any page kept from the upstream for it. Call inside the caller's
+    transaction, which records its own event; ReserveRefusedError for an invalid name or one
+    that is already a local project (nothing changed)."""
+    normalized = check_name(name)
     project, created = Project.objects.get_or_create(
         normalized_name=normalized, defaults={"name": name}
     )
@@ -63,9 +79,6 @@ def reserve_name(*, name: str, owner: User, request: HttpRequest | None = None,
         )
     Role.objects.create(project=project, user=owner, kind=Role.Kind.OWNER)
     UpstreamPage.objects.filter(normalized_name=normalized).delete()
-    details = {"project": project.name, **({"by": "operator"} if by_operator else {})}
-    record_event(user=owner, kind=EventKind.UPSTREAM_NAME_RESERVED, request=request,
-                 details=details)
     mark_project_changed(project_id=project.pk, project_name=project.name, action="create")
     mark_project_list_changed(project_name=project.name, action="create")
     return project
