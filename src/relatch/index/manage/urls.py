@@ -1,6 +1,7 @@
 from django.urls import path
 
 from relatch.index.manage import status_views, views, visibility_views
+from relatch.index.trusted import manage_urls as publishing_urls
 from relatch.index.upstream import reserve_views
 
 app_name = "manage"
@@ -29,4 +30,5 @@ urlpatterns = [
     path("project/<str:name>/release/<str:version>/unyank/", views.unyank, name="unyank"),
     path("project/<str:name>/release/<str:version>/delete/", views.delete_release,
          name="delete_release"),
+    *publishing_urls.urlpatterns,
 ]

@@ -22,6 +22,7 @@ from relatch.index.manage.forms import DeleteReleaseForm, InviteForm, RoleForm, 
 from relatch.index.manage.services import ManageError
 from relatch.index.models import Project, Role
 from relatch.index.queries import find_project_by_typed_name
+from relatch.index.trusted.queries import publish_history
 from relatch.mfa.policy import SecondFactorRequiredError, require_second_factor
 
 View = Callable[..., HttpResponse]
@@ -109,6 +110,7 @@ def _project_page(
         "members": members,
         "invitations": queries.pending_invitations_to(project=project),
         "releases": queries.releases_of(project=project),
+        "publishes": publish_history(project=project),
         "invite_form": invite_form or InviteForm(),
         "role_choices": Role.Kind.choices,
         "error": error,
