@@ -35,6 +35,7 @@ from relatch.recovery.policy import verdict
 from tests.conftest import PASSWORD, run_pending_tasks, sign_in
 from tests.index.dists import build_wheel
 from tests.index.test_upload import post as upload
+from tests.index.trusted.publisher_rows import mint, publisher_row
 from tests.mfa.factor_rows import add_app
 from tests.recovery.attack_steps import (
     answer_mailbox_proof,
@@ -145,6 +146,40 @@ def test_a_maintainers_upload_cannot_choose_the_repository_nor_plant_evidence(
     assert any("2.0 (uploaded by bob, NOT this account)" in line for line in evidence)
     page = staff_browser(make_user, make_client, "eve").get(f"/desk/{recovery.public_id}/")
     assert "uploaded by bob, NOT this account" in page.content.decode()
+
+
+def test_a_release_a_trusted_publisher_published_is_not_the_accounts_declaration(
+        alice: User, client: Any, make_user: Any, make_client: Any, mail: Any,
+        files_dir: Any) -> None:
+    """Alice lets her repository's release workflow publish (trusted publishing). Bob can push
+    to that repository, so he can run the workflow: its release names his own repository and
+    address, and Relatch records alice (who added the publisher) as its uploader. Forty days
+    later he files a request for her account saying he can push to "the" repository. The
+    release's metadata was written by the CI job, not by alice's hand: no branch proof can
+    use it, and the desk says so."""
+    project = owned_project(alice)
+    publisher = publisher_row(added_by=alice, project=project, repository="alice/sandwich")
+    minted, token_text = mint(publisher)
+    wheel = build_wheel("sandwich", "2.0", author_email=MALLORY,
+                        project_urls={"Source": "https://github.com/bob/sandwich"})
+    assert upload(make_client(), wheel, token_text).status_code == 200
+    release = Release.objects.get(version="2.0")
+    assert (release.uploader, release.trusted_publisher) == (alice, publisher)
+    Release.objects.filter(pk=release.pk).update(
+        created_at=timezone.now() - timedelta(days=40))
+
+    recovery, status = file_request(make_client(), mail, contact=MALLORY,
+                                    still_has=["repo_push"])
+    assert proof_pages(client, status) == {}
+    desk = staff_api(make_user, "dana")
+    refused = api_post(client, f"/desk/requests/{recovery.public_id}/proofs",
+                       {"kind": "repo_branch", "project": "sandwich"}, headers=desk)
+    assert refused.status_code == 409
+    assert "published by a CI job" in refused.json()["detail"]
+    assert not recovery.proofs.exists()
+    evidence = desk_detail(client, desk, recovery)["weak_evidence"]
+    assert any("2.0 (published by a CI job" in line and "alice/sandwich" in line
+               for line in evidence)
 
 
 # -- 3. one co-owner counts once ---------------------------------------------------------------
@@ -389,7 +424,7 @@ def test_not_me_after_completion_tells_the_truth_and_ends_the_recovered_sessions
     assert APIToken.objects.latest("pk").revoked_at is not None
     ended = SecurityEvent.objects.get(user=alice, kind=EventKind.OTHER_SESSIONS_ENDED)
     assert ended.details == {"request": recovery.public_id, "sessions": 1, "devices": 1,
-                             "api_tokens": 1}
+                             "api_tokens": 1, "trusted_publishers": 0}
     assert "URGENT" in mail.last("dana@staff.example")["Subject"]
     recovery.refresh_from_db()
     assert recovery.urgent_since is not None

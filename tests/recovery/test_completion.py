@@ -7,7 +7,7 @@ from django.test import TestCase
 
 from relatch.accounts.models import Email, KnownDevice, UserSession
 from relatch.audit.models import EventKind, SecurityEvent, StaffAction
-from relatch.index.models import APIToken
+from relatch.index.models import APIToken, TrustedPublisher
 from relatch.mfa.models import RecoveryCodeSet, TotpDevice, WebAuthnCredential
 from relatch.recovery.completion import CompletionRefusedError, complete_recovery
 from relatch.recovery.models import ProofKind, RecoveryApproval, RecoveryRequest, State
@@ -47,9 +47,17 @@ def complete(recovery, staff):
 def test_completion_removes_factors_ends_everything_and_hands_over(held_account, staff, mail):
     user = held_account
     recovery = ready(user, staff)
+    # Publishers act with the account's standing: one the previous holder added would publish
+    # again once the owner re-enrols a factor.
+    for name in ("planted-one", "planted-two"):
+        TrustedPublisher.objects.create(
+            pending_name=name, pending_normalized_name=name, added_by=user,
+            issuer="https://token.actions.githubusercontent.com", dialect="github",
+            repository="mallory/planted", workflow="release.yml")
     complete(recovery, staff)
 
     assert recovery.state == State.COMPLETED
+    assert not TrustedPublisher.objects.filter(added_by=user, removed_at__isnull=True).exists()
     for model in (TotpDevice, WebAuthnCredential, RecoveryCodeSet, UserSession, KnownDevice):
         assert not model.objects.filter(user=user).exists(), model.__name__
     assert not APIToken.objects.filter(user=user, revoked_at__isnull=True).exists()
@@ -60,7 +68,7 @@ def test_completion_removes_factors_ends_everything_and_hands_over(held_account,
     # What each app took back, as counted by Django (a code set with its 8 codes is 9 rows;
     # the token proof made a second token).
     removed = {"totp": 1, "security_keys": 1, "recovery_code_sets": 9, "sessions": 1,
-               "devices": 1, "api_tokens": 2}
+               "devices": 1, "api_tokens": 2, "trusted_publishers": 2}
     completed = SecurityEvent.objects.get(user=user, kind=EventKind.RECOVERY_COMPLETED)
     assert completed.details == {"request": recovery.public_id, "removed": {
         **removed, "unverified": ["alice@example.org"], "undone": []}}

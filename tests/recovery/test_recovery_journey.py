@@ -272,7 +272,7 @@ def _enrol_app(browser: Any, maria: User) -> None:
 
 def _make_token(browser: Any) -> str:
     page = "/account/tokens/new/"
-    response = browser.post(page, {"name": "laptop", "scope": "all", "expiry": "never",
+    response = browser.post(page, {"name": "laptop", "scope": "all", "expiry": "90",
                                    "expires_on": "", "form_token": form_token(browser, page)})
     assert response.status_code == 200, response.content.decode()[:2000]
     return found(API_TOKEN, response.text)

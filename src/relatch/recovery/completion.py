@@ -21,7 +21,7 @@ from relatch.accounts.models import User
 from relatch.accounts.takeback import end_every_session, hand_over
 from relatch.audit.models import EventKind
 from relatch.audit.services import record_event, record_staff_action
-from relatch.index.tokens.takeback import revoke_every_token
+from relatch.index.tokens.takeback import remove_every_publisher, revoke_every_token
 from relatch.mfa.takeback import remove_every_factor
 from relatch.recovery import notices, workflow
 from relatch.recovery.models import RecoveryRequest, State
@@ -81,6 +81,7 @@ def _take_back(user: User) -> dict[str, int]:
         **remove_every_factor(user=user),
         **end_every_session(user=user),
         "api_tokens": revoke_every_token(user=user),
+        "trusted_publishers": remove_every_publisher(user=user),
     }
 
 

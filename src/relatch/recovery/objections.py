@@ -24,7 +24,7 @@ from relatch.accounts.notices import verified_addresses
 from relatch.accounts.takeback import end_every_session
 from relatch.audit.models import EventKind, SecurityEvent
 from relatch.audit.services import record_event
-from relatch.index.tokens.takeback import revoke_every_token
+from relatch.index.tokens.takeback import remove_every_publisher, revoke_every_token
 from relatch.notify.services import send_mail
 from relatch.recovery.holds import active_block, hold_everything, mark_urgent
 from relatch.recovery.models import (
@@ -117,10 +117,12 @@ def _after_completion(row: RecoveryRequest, user: User, *, repeated: bool) -> Ob
 
 def _end_recovered_access(user: User, *, since: datetime) -> dict[str, int]:
     """End what the recovered account's holder could use: sessions, trusted devices, and the
-    API tokens made since the recovery (older ones were all revoked by the completion)."""
+    API tokens and trusted publishers made since the recovery (older ones were all taken by
+    the completion)."""
     return {
         **end_every_session(user=user),
         "api_tokens": revoke_every_token(user=user, since=since),
+        "trusted_publishers": remove_every_publisher(user=user, since=since),
     }
 
 

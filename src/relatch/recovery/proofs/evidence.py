@@ -8,6 +8,7 @@ from email.utils import getaddresses
 
 from relatch.accounts.models import Email, User
 from relatch.index.models import Project, Release, Role
+from relatch.index.trusted.describe import describe_publisher
 from relatch.recovery.models import RecoveryRequest
 
 
@@ -40,7 +41,11 @@ def _metadata_addresses(release: Release) -> set[str]:
 
 
 def _provenance(release: Release, account: User) -> str:
-    """Who wrote a release's metadata: anyone who uploads writes what they like into it."""
+    """Who wrote a release's metadata: anyone who uploads writes what they like into it, and
+    through a trusted publisher anyone who can run that CI job does."""
+    if release.trusted_publisher is not None:
+        return (f"{release.version} (published by a CI job, "
+                f"{describe_publisher(release.trusted_publisher)}, NOT by this account's hand)")
     if release.uploader_id == account.pk:
         return f"{release.version} (uploaded by this account)"
     who = release.uploader.username if release.uploader else "no account"
@@ -56,7 +61,8 @@ def weak_evidence(recovery: RecoveryRequest) -> list[str]:
     contact = recovery.contact_email.lower()
     lines: list[str] = []
     for project in projects_of(recovery.user):
-        releases = list(project.releases.select_related("uploader").order_by("created_at"))
+        releases = list(project.releases.select_related("uploader", "trusted_publisher")
+                        .order_by("created_at"))
         named = [_provenance(r, recovery.user) for r in releases
                  if contact in _metadata_addresses(r)]
         if named:

@@ -5,6 +5,10 @@ repository, a maintainer (or a co-owner) would upload a release naming a reposit
 own, push the branch there and be handed the account. So a repository counts only when the
 account's own uploads declared it, at least DECLARED_BEFORE before the request was filed (an
 attacker who just took the account cannot plant one), on a host in REPOSITORY_HOSTS.
+
+A release published through a trusted publisher is recorded with the account that added the
+publisher as its uploader, but its metadata was written by whoever can run that CI job — any
+collaborator with push access to the workflow. It is not the account's own declaration.
 """
 
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from django.conf import settings
 
 from relatch.accounts.models import User
 from relatch.index.models import Project, Release, Role
+from relatch.index.trusted.describe import describe_publisher
 from relatch.recovery.proofs.git import repository_url
 
 DECLARED_BEFORE = timedelta(days=30)
@@ -31,6 +36,8 @@ class Declaration:
     uploader_id: int | None
     uploader: str
     declared_at: datetime
+    # "GitHub Actions: acme/tool, workflow release.yml" when a trusted publisher uploaded it.
+    publisher: str = ""
 
 
 def listed_hosts() -> frozenset[str]:
@@ -45,7 +52,9 @@ def host_is_listed(url: str) -> bool:
 def declarations(project: Project) -> list[Declaration]:
     """Every repository URL the project's releases name, oldest release first."""
     found = []
-    releases = project.releases.select_related("uploader").order_by("created_at", "pk")
+    releases = project.releases.select_related("uploader", "trusted_publisher").order_by(
+        "created_at", "pk"
+    )
     for release in releases:
         for label, url in _entries(release):
             repo = repository_url(label, url)
@@ -61,14 +70,19 @@ def _entries(release: Release) -> list[tuple[str, str]]:
 
 def _declaration(project: Project, release: Release, url: str) -> Declaration:
     uploader = release.uploader
+    publisher = release.trusted_publisher
     return Declaration(project=project.name, url=url, version=release.version,
                        uploader_id=uploader.pk if uploader else None,
                        uploader=uploader.username if uploader else "",
-                       declared_at=release.created_at)
+                       declared_at=release.created_at,
+                       publisher=describe_publisher(publisher) if publisher else "")
 
 
 def why_not(declaration: Declaration, *, account: User, filed_at: datetime) -> str:
     """Why this declaration does not make its repository count ("" when it does)."""
+    if declaration.publisher:
+        return (f"{declaration.url} was declared by release {declaration.version}, published "
+                f"by a CI job ({declaration.publisher}), not by this account's own hand.")
     if declaration.uploader_id != account.pk:
         who = declaration.uploader or "an upload with no account"
         return (f"{declaration.url} was declared by release {declaration.version}, uploaded by "
