@@ -10,7 +10,7 @@ from relatch.accounts.models import User
 from relatch.index.models import APIToken, Project
 from relatch.index.names import normalize_project_name
 from relatch.index.tokens.primitive import digest_secret, new_token
-from relatch.index.trusted.describe import describe_publisher
+from relatch.index.trusted.exchange import minted_token_name
 from relatch.index.trusted.models import TrustedPublisher
 
 GITHUB = "https://token.actions.githubusercontent.com"
@@ -42,7 +42,7 @@ def minted_token(
     now = timezone.now()
     return APIToken.objects.create(
         user=publisher.added_by, project=publisher.project, publisher=publisher,
-        name=f"Trusted publisher: {describe_publisher(publisher)}",
+        name=minted_token_name(publisher),
         identifier=secrets.token_hex(8), secret_digest="0" * 64, purpose=APIToken.Purpose.UPLOAD,
         created_at=now - timedelta(minutes=1), expires_at=now + expires_in,
         revoked_at=now if revoked else None,
@@ -55,7 +55,7 @@ def mint(publisher: TrustedPublisher, *, minutes: int = 15) -> tuple[APIToken, s
     text = new_token()
     assert publisher.project is not None
     row = APIToken.objects.create(
-        user=publisher.added_by, name=f"Trusted publisher: {describe_publisher(publisher)}",
+        user=publisher.added_by, name=minted_token_name(publisher),
         purpose=APIToken.Purpose.UPLOAD, identifier=text.identifier,
         secret_digest=digest_secret(text.secret), project=publisher.project,
         publisher=publisher, expires_at=timezone.now() + timedelta(minutes=minutes),

@@ -142,16 +142,22 @@ def _pin(*, request: HttpRequest | None, publisher: TrustedPublisher, who: Ident
                  details={**publisher_data(publisher), **pinned})
 
 
+def minted_token_name(publisher: TrustedPublisher) -> str:
+    """The name a minted token carries, cut to fit ``APIToken.name``."""
+    name = f"Trusted publisher: {describe_publisher(publisher)}"
+    if len(name) > MAX_TOKEN_NAME:
+        name = name[: MAX_TOKEN_NAME - 1] + "…"
+    return name
+
+
 def _new_token(publisher: TrustedPublisher, project: Project) -> tuple[APIToken, str]:
     # No mail and no cap: a release pipeline mints one per job, and the owner learns of each
     # from the project's publishing page and the security history instead.
     text = primitive.new_token()
     now = timezone.now()
-    name = f"Trusted publisher: {describe_publisher(publisher)}"
-    if len(name) > MAX_TOKEN_NAME:
-        name = name[: MAX_TOKEN_NAME - 1] + "…"
     row = APIToken.objects.create(
-        user=publisher.added_by, name=name, purpose=APIToken.Purpose.UPLOAD,
+        user=publisher.added_by, name=minted_token_name(publisher),
+        purpose=APIToken.Purpose.UPLOAD,
         identifier=text.identifier, secret_digest=primitive.digest_secret(text.secret),
         project=project, publisher=publisher, created_at=now, expires_at=now + MINTED_LIFETIME,
     )
