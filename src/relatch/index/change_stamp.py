@@ -11,7 +11,10 @@ The stamp is a hint, never the truth: the database's change counters (``relatch.
 stay that. A stamp that did not move while a change committed (a process killed between the
 commit and its write, a hand-made SQL edit, another host, a data directory that cannot be
 written) costs at most ``response_cache.TRUST_SECONDS`` of an old page, because a kept answer
-is checked against the database at least that often whatever the stamp says.
+is checked against the database at least that often whatever the stamp says. On PostgreSQL
+another host's change moves it too, as soon as it commits: each web process listens for the
+change's notification and bumps the stamp (``relatch.index.change_listener``); the bound then
+covers only the times that listener is not connected.
 """
 
 import functools

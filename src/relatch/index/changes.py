@@ -8,7 +8,9 @@ one, so neither a client's 304 nor a cached body survives a change.
 Each marker is an UPDATE, which holds its row locked until the commit: callers mark as late
 in their transaction as they can, and only the list's changes touch the index's one row.
 Once the change commits, the index's change stamp (``relatch.index.change_stamp``) is
-rewritten, which sends every web process of the host back to these counters.
+rewritten, which sends every web process of the host back to these counters, and on
+PostgreSQL a notification sent in the transaction does the same on every other host
+(``relatch.index.change_listener``).
 
 Every change also inserts a JournalEntry, whose id is the index's global serial (PyPI's
 ``last_serial`` and ``X-PyPI-Last-Serial``, which mirrors poll): an insert, never an update of
@@ -20,6 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from relatch.index.change_listener import notify_other_hosts
 from relatch.index.change_stamp import index_change_stamp
 from relatch.index.models import IndexState, JournalEntry, Project, new_epoch
 
@@ -28,6 +31,9 @@ def _announce_after_commit() -> None:
     # After, not before: a process that saw the new stamp before the commit could read the
     # old counters and then trust them under the new stamp.
     transaction.on_commit(index_change_stamp().bump)
+    # Other hosts sharing a PostgreSQL database hear of it when it commits, not before
+    # (relatch.index.change_listener); part of the transaction, so a rollback sends nothing.
+    notify_other_hosts()
 
 
 def _journal(*, project_name: str, action: str) -> int:
