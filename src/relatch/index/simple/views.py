@@ -26,7 +26,7 @@ from django.views.decorators.http import require_safe
 
 from relatch.index.models import Project
 from relatch.index.names import normalize_project_name
-from relatch.index.simple import access, documents, negotiation, pypi, queries, ranges
+from relatch.index.simple import accel, access, documents, negotiation, pypi, queries, ranges
 from relatch.index.simple.access import json_refusals, readers_only
 from relatch.index.simple.caching import (
     FILE_CACHE_CONTROL,
@@ -284,6 +284,11 @@ def download(request: HttpRequest, path: str) -> HttpResponseBase:
     etag = quoted(digest)
     if is_not_modified(request, etag=etag, last_modified=file.uploaded_at):
         return not_modified(etag=etag, cache_control=FILE_CACHE_CONTROL, vary_accept=False)
+    # Every check above is done: nginx may send the bytes (RELATCH_ACCEL_REDIRECT).
+    if sent := accel.accel_response(request, storage_name=storage_name,
+                                    content_type=content_type, etag=etag,
+                                    last_modified=file.uploaded_at):
+        return sent
     try:
         handle = default_storage.open(storage_name, "rb")
     except OSError:

@@ -20,7 +20,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 
-from relatch.index.simple import negotiation, queries, ranges
+from relatch.index.simple import accel, negotiation, queries, ranges
 from relatch.index.simple.caching import (
     FILE_CACHE_CONTROL,
     INDEX_CACHE_CONTROL,
@@ -103,6 +103,11 @@ def download(request: HttpRequest, path: str) -> HttpResponseBase:
     etag = quoted(found.sha256)
     if is_not_modified(request, etag=etag, last_modified=found.stored_at):
         return not_modified(etag=etag, cache_control=FILE_CACHE_CONTROL, vary_accept=False)
+    # A stored copy may be sent by nginx (RELATCH_ACCEL_REDIRECT); a first download never is.
+    if sent := accel.accel_response(request, storage_name=found.storage_name,
+                                    content_type=found.content_type, etag=etag,
+                                    last_modified=found.stored_at):
+        return sent
     try:
         handle = default_storage.open(found.storage_name, "rb")
     except OSError:
