@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "relatch"
-ORDER = ["web", "notify", "audit", "accounts", "mfa", "signin", "index", "recovery", "api"]
+ORDER = ["web", "notify", "audit", "accounts", "mfa", "signin", "index", "recovery", "api", "ops"]
 # Packages that wire apps together like cli.py, not apps: ``relatch backup`` and ``restore``.
 TOP_LEVEL = {"backup"}
 

@@ -72,6 +72,8 @@ def _gunicorn_command(host: str, port: int) -> list[str]:
         "--worker-class", "relatch.web.worker.RequestBufferingWorker",
         "--access-logfile", "-", "--logger-class", "relatch.web.gunicorn_logging.RedactingLogger",
         "--graceful-timeout", str(_graceful_timeout()), "--timeout", "120", "--no-control-socket",
+        # Its child_exit hook marks dead web processes in the metrics directory (relatch.ops).
+        "--config", "python:relatch.ops.processes",
     ]
 
 
@@ -129,6 +131,11 @@ def _prepare(host: str, port: int) -> None:
     data_dir = Path(os.environ.get("RELATCH_DATA_DIR") or Path.cwd() / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["RELATCH_DATA_DIR"] = str(data_dir)
+    # Before Django or any child starts: every process of this run counts into one directory,
+    # which /metrics sums (relatch.ops).
+    from relatch.ops.processes import prepare_metrics_dir
+
+    prepare_metrics_dir(data_dir)
     os.environ.setdefault("RELATCH_BASE_URL", _default_base_url(host, port))
     _setup_django()
     from django.core.management import call_command

@@ -9,6 +9,7 @@ import re
 import secrets
 from datetime import timedelta
 from email.utils import parseaddr
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -90,6 +91,21 @@ if RELATCH_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 
+def _networks(name: str, default: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(part.strip()) for part in
+                     os.environ.get(name, default).split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name} must be comma-separated networks (CIDR): {exc}") from None
+
+
+# Who may read /metrics and the detail of /health/ready (relatch.ops.access): clients whose
+# address (as RELATCH_PROXY_COUNT lets Relatch see it) is in these networks, or requests with
+# "Authorization: Bearer <RELATCH_METRICS_TOKEN>" (unset: no token is accepted).
+METRICS_ALLOW = _networks("RELATCH_METRICS_ALLOW", "127.0.0.1/32,::1/128")
+METRICS_TOKEN = os.environ.get("RELATCH_METRICS_TOKEN", "").strip()
+
+
 def _env_seconds(name: str, default: float) -> float:
     value = float(os.environ.get(name, "").strip() or default)
     if not value > 0:
@@ -122,6 +138,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so a request's time covers every other middleware (relatch.web.health).
+    "relatch.web.health.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -250,6 +268,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_SSL_REDIRECT = BASE_URL_IS_HTTPS and _env_bool("RELATCH_SSL_REDIRECT", True)
+# A load balancer's probe over plain HTTP gets its answer, not a redirect (nothing secret
+# travels in it); /metrics stays behind HTTPS, as its token would travel in the clear.
+SECURE_REDIRECT_EXEMPT = [r"(^|/)health/(live|ready)$"]
 SECURE_HSTS_SECONDS = 365 * 24 * 3600 if BASE_URL_IS_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = BASE_URL_IS_HTTPS
 SECURE_CSP = {
@@ -280,6 +301,14 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Files sent by nginx (relatch.index.simple.accel, deploy/nginx.conf): a path such as
+# "/internal-files/" makes /files/ answer checked requests with X-Accel-Redirect to it. Empty:
+# Relatch sends the bytes. Only behind a proxy that honours it: clients reaching Relatch
+# directly would get empty bodies, so a malformed value stops the start rather than guessing.
+ACCEL_REDIRECT = os.environ.get("RELATCH_ACCEL_REDIRECT", "").strip()
+if ACCEL_REDIRECT and not re.fullmatch(r"(/(?!\.+/)[A-Za-z0-9._~-]+)+/", ACCEL_REDIRECT):
+    raise ValueError("RELATCH_ACCEL_REDIRECT must be a path with a slash at each end "
+                     f"(e.g. /internal-files/), or empty, not {ACCEL_REDIRECT!r}")
 # Uploads stream to temporary files above this size, so a large upload never sits in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # In a directory of Relatch's own (made when needed), where what a killed upload leaves can be

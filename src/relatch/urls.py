@@ -22,6 +22,7 @@ urlpatterns = [
     path("dev/", include("relatch.notify.urls")),
     path("staff/", include("relatch.notify.staff.urls")),
     path("hooks/bounces", bounce_hook, name="bounce_hook"),
+    path("", include("relatch.ops.urls")),  # /health/live, /health/ready, /metrics
     path("api/v1/", include("relatch.api.urls")),
     path("_/oidc/", include("relatch.index.trusted.urls")),
     path("_/secrets/", include("relatch.index.tokens.scanning.urls")),

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from relatch.audit.models import EventKind, Factor, SecurityEvent, StaffAction
 from relatch.web.client import client_ip, client_user_agent
+from relatch.web.health.metrics import count_security_event
 
 
 def record_event(
@@ -21,6 +22,7 @@ def record_event(
     details: dict[str, Any] | None = None,
 ) -> SecurityEvent:
     """Append a security event for ``user``; IP and user agent come from ``request`` if given."""
+    count_security_event(str(kind))  # /metrics, once the event's transaction commits
     return SecurityEvent.objects.create(
         user_id=user.pk,
         kind=kind,

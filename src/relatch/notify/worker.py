@@ -23,6 +23,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from relatch.notify.leftovers import release_stranded_tasks, sweep_stranded_mail
+from relatch.web.health.heartbeat import start_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class SteadyWorker(Worker):
     def run(self) -> None:
         """Pick up what a dead worker left, then run tasks until stopped; a database error
         anywhere in that is an outage to wait out, never a reason to exit."""
+        start_heartbeat(lambda: self.running)  # read by /health/ready (relatch.web.health)
         picked_up = False
         down_since: float | None = None
         while self.running:
