@@ -312,3 +312,45 @@ def test_processes_starting_at_once_on_a_new_data_directory_agree_on_one_key(tmp
     assert keys == {stored.read_text().strip()} and len(keys.pop()) >= 50
     assert stored.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["secret_key"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Where distribution files are kept (RELATCH_FILES_URL)
+
+
+@pytest.mark.own_database
+def test_files_stay_on_disk_unless_a_bucket_is_named(tmp_path):
+    values = computed(tmp_path, {}, "STORAGES", "FILES_URL", "FILES_DOWNLOAD")
+    assert values["STORAGES"]["default"]["BACKEND"].endswith("FileSystemStorage")
+    assert (values["FILES_URL"], values["FILES_DOWNLOAD"]) == ("", "stream")
+
+
+@pytest.mark.own_database
+@pytest.mark.parametrize(("env", "location", "endpoint", "style"), [
+    ({"RELATCH_FILES_URL": "s3://pkgs"}, "", None, None),
+    ({"RELATCH_FILES_URL": "s3://pkgs/relatch/files/", "AWS_REGION": "eu-west-3"},
+     "relatch/files", None, None),
+    ({"RELATCH_FILES_URL": "s3://pkgs/f", "AWS_ENDPOINT_URL": "http://10.0.0.20:8333"},
+     "f", "http://10.0.0.20:8333", "path"),
+    ({"RELATCH_FILES_URL": "s3://pkgs/f", "AWS_ENDPOINT_URL": "http://a:1",
+      "AWS_ENDPOINT_URL_S3": "https://s3.example.org"}, "f", "https://s3.example.org", "path"),
+])
+def test_a_bucket_url_selects_the_s3_storage(tmp_path, env, location, endpoint, style):
+    options = computed(tmp_path, env, "STORAGES")["STORAGES"]["default"]["OPTIONS"]
+    assert options["bucket_name"] == "pkgs" and options["location"] == location
+    assert options["endpoint_url"] == endpoint and options["addressing_style"] == style
+    assert options["region_name"] == env.get("AWS_REGION", "us-east-1")
+
+
+@pytest.mark.own_database
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RELATCH_FILES_URL": "/srv/files"}, "RELATCH_FILES_URL must be s3://bucket"),
+    ({"RELATCH_FILES_URL": "gs://pkgs/f"}, "RELATCH_FILES_URL must be s3://bucket"),
+    ({"RELATCH_FILES_URL": "s3:///f"}, "RELATCH_FILES_URL must be s3://bucket"),
+    ({"RELATCH_FILES_DOWNLOAD": "proxy"}, "RELATCH_FILES_DOWNLOAD must be stream or redirect"),
+    ({"RELATCH_FILES_URL_SECONDS": "0"}, "RELATCH_FILES_URL_SECONDS must be a number"),
+])
+def test_a_bad_files_setting_stops_the_start(tmp_path, env, message):
+    done = settings_for(tmp_path, env, "FILES_URL")
+    assert done.returncode != 0
+    assert message in done.stderr

@@ -291,16 +291,48 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-# Distribution files: on disk in the data directory by default; any Django storage backend
-# (object storage, for instance) can take its place through STORAGES["default"].
+# Distribution files: on disk in the data directory by default, or in an S3 bucket
+# (RELATCH_FILES_URL=s3://bucket/prefix; docs/operations.md "Several machines"), reached with
+# the usual AWS variables: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) for a store that is not
+# AWS, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the instance's role), AWS_REGION.
 FILES_DIR = Path(os.environ.get("RELATCH_FILES_DIR") or DATA_DIR / "files").resolve()
+FILES_URL = os.environ.get("RELATCH_FILES_URL", "").strip()
+
+
+def _files_storage() -> dict[str, object]:
+    if not FILES_URL:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(FILES_DIR), "base_url": f"{BASE_PATH}/files/"}}
+    parts = urlsplit(FILES_URL)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("RELATCH_FILES_URL must be s3://bucket or s3://bucket/prefix "
+                         f"(got {FILES_URL!r}); leave it empty for files on disk")
+    endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+                or "").strip()
+    return {"BACKEND": "relatch.index.store.s3.RelatchS3Storage", "OPTIONS": {
+        "bucket_name": parts.netloc, "location": parts.path.strip("/"),
+        "endpoint_url": endpoint or None,
+        "region_name": (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+                        or "us-east-1"),
+        "signature_version": "s3v4",
+        # Path-style (endpoint/bucket/key) is what every S3-compatible store answers; AWS
+        # itself picks its own style when no endpoint is named.
+        "addressing_style": "path" if endpoint else None,
+        "file_overwrite": True, "default_acl": None, "querystring_auth": True}}
+
+
 STORAGES = {
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(FILES_DIR), "base_url": f"{BASE_PATH}/files/"},
-    },
+    "default": _files_storage(),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# How /files/ sends a file kept in a bucket, once every access check passed: "stream" (Relatch
+# reads it from the store and sends it) or "redirect" (a 302 to a presigned URL that works for
+# FILES_URL_SECONDS; clients must reach the store, and anyone holding the URL may read the file
+# until it expires). Files on disk are always sent by Relatch or nginx.
+FILES_DOWNLOAD = os.environ.get("RELATCH_FILES_DOWNLOAD", "stream").strip() or "stream"
+if FILES_DOWNLOAD not in {"stream", "redirect"}:
+    raise ValueError("RELATCH_FILES_DOWNLOAD must be stream or redirect")
+FILES_URL_SECONDS = int(_env_seconds("RELATCH_FILES_URL_SECONDS", 60))
 # Files sent by nginx (relatch.index.simple.accel, deploy/nginx.conf): a path such as
 # "/internal-files/" makes /files/ answer checked requests with X-Accel-Redirect to it. Empty:
 # Relatch sends the bytes. Only behind a proxy that honours it: clients reaching Relatch

@@ -36,6 +36,7 @@ class Site:
     key: Path
     files_dir: Path
     access_log: Path
+    store: str = "10.0.0.20:8333"  # host:port of the S3 store (files kept in a bucket)
 
 
 def _replace(text: str, old: str, new: str) -> str:
@@ -54,6 +55,9 @@ def render_site(site: Site, shipped: str | None = None) -> str:
     text = _replace(text, "/etc/ssl/relatch/fullchain.pem", str(site.certificate))
     text = _replace(text, "/etc/ssl/relatch/privkey.pem", str(site.key))
     text = _replace(text, "alias /srv/relatch/files/;", f"alias {site.files_dir}/;")
+    text = _replace(text, "    server 10.0.0.20:8333;\n", f"    server {site.store};\n")
+    text = _replace(text, "proxy_set_header Host 10.0.0.20:8333;",
+                    f"proxy_set_header Host {site.store};")
     return _replace(text, "/var/log/nginx/relatch-access.log", str(site.access_log))
 
 

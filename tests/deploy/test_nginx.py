@@ -115,7 +115,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 
 @contextmanager
-def deployed(tmp_path: Path) -> Iterator[Deployment]:
+def deployed(tmp_path: Path, *, store: str = "", **extra: str) -> Iterator[Deployment]:
+    """``extra``: more (or other) settings for both hosts; ``store``: the S3 store's
+    host:port nginx proxies bucket files from (RELATCH_ACCEL_REDIRECT=/internal-store/)."""
     ca = TestCA(tmp_path / "ca")
     certificate, key = ca.issue("127.0.0.1", "localhost")
     files = tmp_path / "files"
@@ -131,12 +133,14 @@ def deployed(tmp_path: Path) -> Iterator[Deployment]:
             "RELATCH_BASE_URL": f"https://localhost:{https_port}",
             "RELATCH_PROXY_COUNT": "1",
             "RELATCH_ACCEL_REDIRECT": ACCEL,
+            **extra,
         }
         with (running_server(tmp_path / "a", **settings) as first,
               running_server(tmp_path / "b", **settings) as second):
             site = Site(hosts=(f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"),
                         http_port=free_port(), https_port=https_port, certificate=certificate,
-                        key=key, files_dir=files, access_log=tmp_path / "nginx" / "access.log")
+                        key=key, files_dir=files, access_log=tmp_path / "nginx" / "access.log",
+                        **({"store": store} if store else {}))
             with running_nginx(tmp_path / "nginx", site) as nginx:
                 yield Deployment(nginx, (first, second), ca, tmp_path,
                                  create_uploader(first))
@@ -218,16 +222,21 @@ def _decided(headers: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name not in HOP_HEADERS}
 
 
+def make_private(deployment: Deployment, normalized_name: str) -> None:
+    """The owner makes the project private (on the other host than the one asked next)."""
+    shell_json(deployment.hosts[1], (
+        "import json; from relatch.index.models import Project; "
+        "from relatch.index.changes import mark_project_changed, mark_project_list_changed; "
+        f"p = Project.objects.get(normalized_name={normalized_name!r}); "
+        "Project.objects.filter(pk=p.pk).update(private=True); "
+        "mark_project_changed(project_id=p.pk); mark_project_list_changed(); print('1')"))
+
+
 def test_a_private_file_is_refused_through_nginx(deployment: Deployment) -> None:
     wheel = big_wheel("hidden-demo")
     uploaded = deployment.twine(wheel)
     assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
-    shell_json(deployment.hosts[1], (
-        "import json; from relatch.index.models import Project; "
-        "from relatch.index.changes import mark_project_changed, mark_project_list_changed; "
-        "p = Project.objects.get(normalized_name='hidden-demo'); "
-        "Project.objects.filter(pk=p.pk).update(private=True); "
-        "mark_project_changed(project_id=p.pk); mark_project_list_changed(); print('1')"))
+    make_private(deployment, "hidden-demo")
     path = "/files/" + file_path(deployment, wheel.filename)
 
     anonymous = deployment.get(path)

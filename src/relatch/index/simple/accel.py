@@ -38,6 +38,7 @@ from relatch.index.simple.caching import (
     with_cache_headers,
     with_last_modified,
 )
+from relatch.index.store import downloads as store_downloads
 
 ACCEL_HEADER = "X-Accel-Redirect"
 
@@ -90,11 +91,26 @@ def _nginx_answers_range(request: HttpRequest, *, storage_name: str, etag: str,
     return isinstance(wanted, ranges.ByteRange)
 
 
+def _target(request: HttpRequest, storage_name: str, *, etag: str,
+            content_type: str) -> str | None:
+    """Where nginx finds the file: the files directory, or the bucket it proxies."""
+    if not settings.ACCEL_REDIRECT or not store_downloads.in_bucket():
+        return internal_uri(storage_name)
+    if not _is_plain_name(storage_name):
+        return None
+    try:
+        return store_downloads.internal_uri(
+            storage_name, sha256=etag.strip('"'), content_type=content_type,
+            cache_control=store_downloads.store_cache_control(request))
+    except OSError:
+        return None  # sent the ordinary way, which says the store failed
+
+
 def accel_response(request: HttpRequest, *, storage_name: str, content_type: str, etag: str,
                    last_modified: datetime) -> HttpResponseBase | None:
     """The empty answer nginx turns into the file, or None: send it the ordinary way. Call
     only after every access check and the conditional-request check."""
-    uri = internal_uri(storage_name)
+    uri = _target(request, storage_name, etag=etag, content_type=content_type)
     if uri is None or not _nginx_answers_range(
         request, storage_name=storage_name, etag=etag, last_modified=last_modified
     ):

@@ -162,7 +162,7 @@ def readers_only(view: View) -> View:
             return unauthorized()
         setattr(request, _READER, reader)
         response = view(request, *args, **kwargs)
-        if reader is not None or settings.READ_ACCESS != PUBLIC:
+        if is_kept_private(request):
             keep_private(response)
         return response
 
@@ -198,6 +198,12 @@ def keep_private(response: HttpResponseBase) -> None:
     """Only the requester's own cache may keep ``response`` (RFC 9111 §5.2.2.7)."""
     patch_cache_control(response, private=True)
     patch_vary_headers(response, ["Authorization", "Cookie"])
+
+
+def is_kept_private(request: HttpRequest) -> bool:
+    """Whether what this request reads is for the requester alone (``readers_only`` marks it
+    private): a reader identified, or reads that need one."""
+    return reader_of(request) is not None or settings.READ_ACCESS != PUBLIC
 
 
 def reader_of(request: HttpRequest) -> Reader | None:

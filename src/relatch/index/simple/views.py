@@ -43,6 +43,8 @@ from relatch.index.simple.caching import (
 )
 from relatch.index.simple.cors import allow_any_origin, with_serial
 from relatch.index.simple.lean import installer_view
+from relatch.index.store import downloads as store_downloads
+from relatch.index.store.errors import StoreUnavailableError
 from relatch.index.upstream import views as upstream_views
 from relatch.index.upstream.documents import UPSTREAM_PREFIX
 
@@ -289,8 +291,13 @@ def download(request: HttpRequest, path: str) -> HttpResponseBase:
                                     content_type=content_type, etag=etag,
                                     last_modified=file.uploaded_at):
         return sent
+    if redirected := store_downloads.redirect_response(request, storage_name,
+                                                       content_type=content_type):
+        return redirected
     try:
         handle = default_storage.open(storage_name, "rb")
+    except StoreUnavailableError as error:
+        return store_downloads.unavailable_response(error)
     except OSError:
         return _not_found()  # the row exists but storage lost the bytes: not a 500
     # Whole, or the one range a resumed download asks for (relatch.index.simple.ranges).

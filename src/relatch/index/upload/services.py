@@ -8,6 +8,7 @@ files are deleted: no row without its file, no file without its row.
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
@@ -41,6 +42,8 @@ __all__ = [
     "Published", "Publisher", "UploadRefusedError", "check_uploader", "file_storage_path",
     "publish_file", "record_refusal", "store_upload",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -265,11 +268,15 @@ def _store(
         # The project and release are made or found race-free (_write_rows): the file name
         # is what another upload took between the check and this commit.
         raise _NameTakenError(reuploads.already_exists(checked.filename).message) from None
-    except OSError:
+    except OSError as error:
+        # The storage failed (disk full, object store down): nothing was written. Its
+        # address and error go to the log; the client learns which part failed.
+        logger.warning("upload of %s refused: the file store failed: %s",
+                       checked.filename, error)
         storage.delete_stored(stored)
-        # The storage failed (disk full, object store down): nothing was written.
         raise UploadRefusedError(
-            "The file could not be stored right now; nothing was published. Try again later.",
+            "The file store could not keep the file right now; nothing was published. "
+            "Try again later.",
             status=503,
         ) from None
     except BaseException:

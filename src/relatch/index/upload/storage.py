@@ -6,6 +6,7 @@ memory, not 300 MB.
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -17,6 +18,8 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from relatch.index.upload import archives, wheels
 from relatch.index.upload.validation import UploadRefusedError
+
+logger = logging.getLogger(__name__)
 
 
 def file_storage_path(sha256: str, filename: str) -> str:
@@ -134,6 +137,12 @@ def _save(name: str, content: Any) -> None:
 
 
 def delete_stored(names: list[str]) -> None:
-    """Remove stored files after the database refused the rows (no orphan files)."""
+    """Remove stored files after the database refused the rows (no orphan files). A store
+    that fails now (it may be why the upload failed) leaves them to the orphan sweep, which
+    removes files without rows; the upload's own refusal is what the client must see."""
     for name in names:
-        default_storage.delete(name)
+        try:
+            default_storage.delete(name)
+        except OSError as error:
+            logger.warning("could not remove %s after a failed upload (the orphan sweep "
+                           "will): %s", name, error)

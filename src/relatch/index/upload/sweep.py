@@ -102,6 +102,10 @@ def sweep_tree(
 
 def _walk(directory: str) -> Iterator[str]:
     """Every file under ``directory``, one listing at a time (depth first, sorted)."""
+    flat = getattr(default_storage, "walk", None)
+    if flat is not None:  # a bucket lists every key under a prefix, a thousand a request
+        yield from flat(directory)
+        return
     try:
         subdirectories, files = default_storage.listdir(directory)
     except FileNotFoundError:

@@ -1,0 +1,1 @@
+"""Where distribution files are kept, when not on this machine's disk (object storage)."""
