@@ -205,6 +205,15 @@ else:
 # shared by every web process (relatch.accounts.ratelimit).
 RATELIMIT_STORAGE_URL = REDIS_URL or "database"
 
+# What every worker does every WORKER_HOUSEKEEPING_SECONDS besides running tasks
+# (relatch.notify.worker): put back tasks a dead worker left running (a dead host's only after
+# an hour: another host's processes cannot be seen), and keep the recovery desk's tick queued.
+WORKER_HOUSEKEEPING = [
+    "relatch.notify.leftovers.release_stranded_tasks",
+    "relatch.recovery.tasks.ensure_tick_scheduled",
+]
+WORKER_HOUSEKEEPING_SECONDS = _env_seconds("RELATCH_WORKER_HOUSEKEEPING_SECONDS", 300)
+
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",

@@ -3,14 +3,18 @@
 
 import signal
 import subprocess
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.tasks import TaskResultStatus
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from relatch.notify.leftovers import SWEEP_GRACE, _worker_is_gone, worker_id
 from relatch.notify.models import OutgoingEmail
+from relatch.notify.worker import run_housekeeping, start_housekeeping
 from relatch.recovery.tasks import recovery_tick
 from tests.conftest import run_pending_tasks
 from tests.serving import process_state, wait_for
@@ -51,3 +55,55 @@ def test_a_killed_worker_left_as_a_zombie_counts_as_gone() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def claimed_by(task: Any, worker: str, *, ago: timedelta) -> DBTaskResult:
+    """``task`` queued, then claimed by ``worker`` ``ago`` and still running."""
+    row = DBTaskResult.objects.get(id=task.id)
+    row.claim(worker)
+    DBTaskResult.objects.filter(pk=row.pk).update(started_at=timezone.now() - ago)
+    return DBTaskResult.objects.get(pk=row.pk)
+
+
+@pytest.mark.parametrize(("ago", "released"), [(timedelta(hours=2), True),
+                                               (timedelta(minutes=5), False)])
+def test_housekeeping_releases_a_dead_hosts_task_and_keeps_the_tick_going(
+    ago: timedelta, released: bool
+) -> None:
+    """A host died while its worker ran the desk's tick: nothing on this host can see that
+    worker, so its tick counts as stranded once it has run for an hour. Whatever its state,
+    a tick is queued at once, so recovery waits and reminders never stop."""
+    stranded = claimed_by(recovery_tick.enqueue(), "dead-host:4242:1234", ago=ago)
+    run_housekeeping()
+    stranded.refresh_from_db()
+    expected = TaskResultStatus.READY if released else TaskResultStatus.RUNNING
+    assert stranded.status == expected
+    waiting = DBTaskResult.objects.filter(task_path=recovery_tick.module_path,
+                                          status=TaskResultStatus.READY)
+    assert waiting.count() == 1
+
+
+HOUSEKEEPING_RUNS = threading.Event()
+
+
+def note_a_run() -> None:
+    HOUSEKEEPING_RUNS.set()
+
+
+def fail_loudly() -> None:
+    raise RuntimeError("a housekeeping step that fails")
+
+
+def test_housekeeping_runs_on_its_own_while_the_worker_runs(settings: Any) -> None:
+    """Every few minutes, not only at the worker's start; one failing step stops no other."""
+    settings.WORKER_HOUSEKEEPING_SECONDS = 0.05
+    settings.WORKER_HOUSEKEEPING = [f"{__name__}.fail_loudly", f"{__name__}.note_a_run"]
+    HOUSEKEEPING_RUNS.clear()
+    running = True
+    thread = start_housekeeping(lambda: running)
+    try:
+        assert HOUSEKEEPING_RUNS.wait(30)
+    finally:
+        running = False
+        thread.join(30)
+    assert not thread.is_alive()

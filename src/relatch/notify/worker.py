@@ -14,11 +14,15 @@ at least once: a mail whose delivery was cut after the SMTP server took it may g
 """
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.tasks import TaskResultStatus
+from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
@@ -43,6 +47,7 @@ class SteadyWorker(Worker):
         """Pick up what a dead worker left, then run tasks until stopped; a database error
         anywhere in that is an outage to wait out, never a reason to exit."""
         start_heartbeat(lambda: self.running)  # read by /health/ready (relatch.web.health)
+        start_housekeeping(lambda: self.running)
         picked_up = False
         down_since: float | None = None
         while self.running:
@@ -89,6 +94,36 @@ def _pick_up_leftovers() -> None:
     keeps it from queueing mail a web request is about to queue itself."""
     release_stranded_tasks()
     sweep_stranded_mail()
+
+
+def run_housekeeping() -> None:
+    """Each of settings.WORKER_HOUSEKEEPING once; a failure is logged, the others still run."""
+    for path in settings.WORKER_HOUSEKEEPING:
+        try:
+            import_string(path)()
+        except Exception:
+            logger.exception("Worker housekeeping %s failed; it runs again later", path)
+
+
+def start_housekeeping(running: Callable[[], bool]) -> threading.Thread:
+    """Run the housekeeping every WORKER_HOUSEKEEPING_SECONDS from a daemon thread.
+
+    Why not only at start: with several hosts, a host that dies while its worker runs a task
+    (the recovery desk's tick, a mail's delivery) leaves it ``running`` under a worker no
+    other host can see. Without a periodic pass it stays so until some worker restarts; the
+    tick would never queue its successor, and recovery waits, reminders and sweeps would stop.
+    """
+
+    def loop() -> None:
+        while running():
+            time.sleep(settings.WORKER_HOUSEKEEPING_SECONDS)
+            if running():
+                run_housekeeping()
+                _close_connections()  # the thread's own: none is kept for minutes unused
+
+    thread = threading.Thread(target=loop, name="worker-housekeeping", daemon=True)
+    thread.start()
+    return thread
 
 
 def _close_connections() -> None:
