@@ -9,6 +9,7 @@ finish, up to RELATCH_GRACEFUL_TIMEOUT (issue 18 §10).
 """
 
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -129,6 +130,16 @@ def test_a_stop_reaches_every_child_and_a_child_that_ignores_it_is_killed(
 # --- a real relatch serve stopping with an upload in flight -------------------------------
 
 
+def refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def test_a_stop_lets_an_upload_whose_body_is_still_arriving_finish(tmp_path: Path) -> None:
     """Issue 18 §10: a restart cut uploads longer than 10 s. Now TERM stops new connections
     but the web worker keeps reading the bodies already arriving, serves them, and only then
@@ -145,6 +156,9 @@ def test_a_stop_lets_an_upload_whose_body_is_still_arriving_finish(tmp_path: Pat
         server.process.send_signal(signal.SIGTERM)
         stopped_at = time.monotonic()
         assert wait_for(lambda: "Handling signal: term" in server.output(), 10), server.output()
+        # A new connection is refused at once (nginx then asks another host), not left in a
+        # listening socket nobody accepts from until the worker exits.
+        assert wait_for(lambda: refuses(server.port), 10), server.output()
         # The rest of the body comes after gunicorn passed the stop on to its worker, in
         # pieces over 3 s: the client is slow, as a large upload on a slow link is.
         pieces = 6

@@ -147,6 +147,18 @@ class RequestBufferingWorker(ThreadWorker):
         self.stop_capped = False
         super().run()
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            # Stopping. The listening socket stays open in this process until it exits (after
+            # the graceful timeout, for an upload in flight), and the kernel keeps completing
+            # connections on it that nobody accepts: a client would wait for seconds, then get
+            # a reset, and nginx would try the next host late (or answer an upload 502).
+            # Closed now (the arbiter closed its copy already), a new connection is refused
+            # at once and goes to another host.
+            for listener in self.sockets:
+                listener.close()
+
     # --- connections in, requests to the threads ------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
