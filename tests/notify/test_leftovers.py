@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection, transaction
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from relatch.notify.leftovers import SWEEP_GRACE, _worker_is_gone, worker_id
 from relatch.notify.models import OutgoingEmail
+from relatch.notify.services import deliver
 from relatch.notify.worker import run_housekeeping, start_housekeeping
 from relatch.recovery.tasks import recovery_tick
 from tests.conftest import run_pending_tasks
@@ -107,3 +109,34 @@ def test_housekeeping_runs_on_its_own_while_the_worker_runs(settings: Any) -> No
         running = False
         thread.join(30)
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_being_sent_is_left_to_its_sender(mail: Any) -> None:
+    """Two tasks for one message on two hosts (a sweep's and the original, or a released
+    stranded one): while one holds the message, the other sends nothing, so it goes once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no row locks: one host, whose writes are serialized anyway")
+    message = stranded_mail("once@example.org", timedelta(minutes=1))
+    holder = threading.Event()
+    release = threading.Event()
+
+    def hold_it() -> None:  # the other host's delivery, mid-send
+        with transaction.atomic():
+            OutgoingEmail.objects.select_for_update().get(pk=message.pk)
+            holder.set()
+            release.wait(30)
+        connection.close()
+
+    other = threading.Thread(target=hold_it)
+    other.start()
+    try:
+        assert holder.wait(30)
+        assert deliver(outgoing_id=message.pk) == OutgoingEmail.Status.PENDING
+        assert not mail.to("once@example.org")
+    finally:
+        release.set()
+        other.join(30)
+    assert deliver(outgoing_id=message.pk) == OutgoingEmail.Status.SENT
+    assert deliver(outgoing_id=message.pk) == OutgoingEmail.Status.SENT
+    assert len(mail.to("once@example.org")) == 1

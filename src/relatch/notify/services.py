@@ -76,20 +76,24 @@ def deliver(*, outgoing_id: int) -> OutgoingEmail.Status:
     give-up time (``relatch.notify.retries``); a success makes every message that waits for
     the mail server due now. Nothing else sends mail, so nothing is dropped unrecorded.
     """
-    outgoing = OutgoingEmail.objects.filter(pk=outgoing_id).first()
-    if outgoing is None:
-        return OutgoingEmail.Status.FAILED
-    if outgoing.status != OutgoingEmail.Status.PENDING:
-        return OutgoingEmail.Status(outgoing.status)  # a second task for it: sent once only
-    try:
-        render_message(outgoing).send()
-    except DatabaseError:
-        raise  # our database is down, not the mail: the worker waits for it and runs it again
-    # Any other failure, not only SMTP's: a template or link builder that raises would fail
-    # the task unrecorded, and the sweep would queue it again every ten minutes for ever.
-    except Exception as exc:
-        return _record_failure(outgoing, exc)
-    _record_success(outgoing)
+    with transaction.atomic():
+        # Locked while it is sent: a second task for the same message (a sweep's, or a dead
+        # host's task released while another host sends it) skips it, so it goes once.
+        rows = OutgoingEmail.objects.filter(pk=outgoing_id)
+        outgoing = rows.select_for_update(skip_locked=True).first()
+        if outgoing is None:
+            return OutgoingEmail.Status.PENDING if rows.exists() else OutgoingEmail.Status.FAILED
+        if outgoing.status != OutgoingEmail.Status.PENDING:
+            return OutgoingEmail.Status(outgoing.status)  # a second task for it: sent once only
+        try:
+            render_message(outgoing).send()
+        except DatabaseError:
+            raise  # our database is down, not the mail: the worker waits and runs it again
+        # Any other failure, not only SMTP's: a template or link builder that raises would
+        # fail the task unrecorded, and the sweep would queue it again every ten minutes.
+        except Exception as exc:
+            return _record_failure(outgoing, exc)
+        _record_success(outgoing)
     requeue_mail_waiting_for_the_server()
     return OutgoingEmail.Status.SENT
 
