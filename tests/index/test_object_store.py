@@ -21,9 +21,12 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from relatch.index.models import File, Project
+from relatch.index.simple.response_cache import ResponseCache, ResponseStore
 from relatch.index.upload.sweep import sweep_orphan_files
+from relatch.wsgi import application
 from tests.index.dists import build_sdist, build_wheel
 from tests.index.simple_rows import publish
+from tests.index.wsgi_calls import Counted, call_app
 from tests.s3store import S3Store, running_seaweedfs, use_bucket
 from tests.serving import free_port
 
@@ -161,3 +164,25 @@ def test_a_store_that_fails_is_a_503_naming_it_and_a_host_not_ready(
     assert checks["checks"]["storage"]["state"] == "failing"
     assert any(problem.startswith("storage: could not connect to the endpoint URL")
                for problem in checks["problems"]), checks["problems"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_presigned_hand_over_to_nginx_is_never_kept_and_replayed(
+    settings: Any, store: S3Store, prefix: str
+) -> None:
+    """The whole-response cache keeps an answer handed to nginx for a file on disk; one for
+    a bucket carries a presigned URL that dies after RELATCH_FILES_URL_SECONDS, and a kept
+    copy replayed later would send every client to the store's 403 (found by the several-
+    hosts test: installs failed a minute after a file was first sent)."""
+    settings.ACCEL_REDIRECT = "/internal-store/"
+    dist = build_wheel("handed-pkg")
+    row = publish(dist)
+    django_part = Counted(application.app)
+    kept = ResponseCache(django_part, store=ResponseStore())
+    for _ in range(2):
+        status, headers, body = call_app(kept, f"/files/{row.path}")
+        assert (status, body) == (200, b"")
+        target = headers["x-accel-redirect"][0]
+        assert target.startswith(f"/internal-store/{dist.sha256}/{store.bucket}/{prefix}/")
+        assert "X-Amz-Expires=60" in target
+    assert django_part.calls == 2

@@ -160,6 +160,10 @@ def is_keepable(status: str, headers: list[tuple[str, str]]) -> bool:
             return False
         if lowered == "vary" and {v.strip().lower() for v in value.split(",")} - {"accept"}:
             return False
+        if lowered == "x-accel-redirect" and "?" in value:
+            # A bucket file's presigned URL (relatch.index.store.downloads): it dies after
+            # RELATCH_FILES_URL_SECONDS, and a kept copy sent later gets the store's 403.
+            return False
     return True
 
 
