@@ -166,6 +166,15 @@ def _stored_anything() -> bool:
     return bool(directories or files)
 
 
+def _describe_files() -> str:
+    """Where distribution files go: the bucket (RELATCH_FILES_URL) or the files directory."""
+    from django.conf import settings
+
+    if settings.FILES_URL:
+        return f"the bucket {settings.FILES_URL}"
+    return f"the files directory {settings.FILES_DIR}"
+
+
 def _describe_database() -> str:
     from django.conf import settings
     from django.db import connection
@@ -200,9 +209,8 @@ def _check_target(backup: _Backup, *, force: bool) -> tuple[dict[str, int], bool
         if has_data:
             reasons.append(f"{_describe_database()} holds data ({what})")
         if stored:
-            from django.conf import settings
 
-            reasons.append(f"the files directory {settings.FILES_DIR} already holds files")
+            reasons.append(f"{_describe_files()} already holds files")
         raise BackupError(
             "the target is not empty: " + "; ".join(reasons) + ". A restore replaces them: "
             "point RELATCH_DATA_DIR / RELATCH_DATABASE_URL at an empty place, or run the "
@@ -336,7 +344,6 @@ def restore(directory: Path, *, force: bool) -> None:
     # This process signs and unseals with the backup's key; the settings make no new key file.
     os.environ["RELATCH_SECRET_KEY"] = backup.key
     setup_django()
-    from django.conf import settings
     from django.core.management import call_command
 
     if not environment_key:
@@ -347,7 +354,7 @@ def restore(directory: Path, *, force: bool) -> None:
          f"{manifest['relatch_version']}, {backup.kind}): its database, manifest, signing key "
          f"and {files_note} all match their checksums")
     if replacing:
-        say(f"--force: replacing what {_describe_database()} and {settings.FILES_DIR} hold")
+        say(f"--force: replacing what {_describe_database()} and {_describe_files()} hold")
     done = "nothing yet"
     try:
         say(f"Signing key: {_restore_key(backup)}")
@@ -364,7 +371,7 @@ def restore(directory: Path, *, force: bool) -> None:
         step = time.monotonic()
         _restore_files(backup)
         done = "the signing key, the database and the files"
-        say(f"Files: restored {files_note} into {settings.FILES_DIR} in "
+        say(f"Files: restored {files_note} into {_describe_files()} in "
              f"{time.monotonic() - step:.1f} s")
         pending = _pending_migrations()
         call_command("migrate", interactive=False, verbosity=0)
