@@ -16,7 +16,8 @@ from tests.index.uploading import create_uploader, shell_json, upload
 from tests.s3store import S3Store, running_seaweedfs
 from tests.serving import free_port, running_server
 
-pytestmark = pytest.mark.slow
+# The servers' databases are their own SQLite files: CI's PostgreSQL pass leaves it out.
+pytestmark = [pytest.mark.slow, pytest.mark.own_database]
 
 ROWS = ("import json; from relatch.index.models import File; print(json.dumps("
         "[[f.path, f.size, f.sha256_digest] for f in File.objects.order_by('path')]))")
