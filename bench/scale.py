@@ -13,6 +13,9 @@ and templates, no server), it times ``--repeat`` requests of each page after a w
 - ``desk queue``: /desk/ as a staff member with a second factor (the open requests);
 - ``desk queue, every state``: /desk/?state=all;
 - ``desk detail``: /desk/<id>/ of an open request for the account with the most events;
+- ``desk detail, few changes``: the same for an account with as many events, all of them
+  sign-ins and API uploads (``user2``): the page lists the account's changes, and must find
+  the few there are without reading every event;
 - ``user lookup``: /user/<name>/, the public page of an account, found by username ignoring
   case as sign-in, password reset, recovery filing and the staff API do;
 - ``user search``: the desk's /desk/users/?q= by an exact username (which also lists the
@@ -31,9 +34,15 @@ project at once.
 ``--keep`` leaves the big database (``relatch_scale``) in place and ``--reuse`` measures an
 existing one of the same scale again without filling it (the fill takes minutes at scale 1).
 ``--explain`` prints EXPLAIN ANALYZE for the slowest query of each page on the big database.
+
+``--against REF`` (e.g. ``HEAD``) measures a change against a commit in one run, on the same
+big database: REF's ``src/`` (``git archive``) runs from this venv through PYTHONPATH, and
+before each of its rounds the working tree's newer migrations are unapplied (new indexes
+dropped), then applied again for the working tree's round; ``--rounds`` each, in alternating
+order, and the median per page. The OK/FAIL line is then the working tree's medians.
 Exits 1 when a page's p95 on the big database is 50 ms or more, or /simple/ is not streamed.
 """
-# ruff: noqa: T201, S603, S608  (a script run by hand: prints, runs itself, SQL from numbers)
+# ruff: noqa: T201, S603, S607, S608  (a script run by hand: prints, runs itself and git, SQL from numbers)
 
 import argparse
 import json
@@ -57,6 +66,8 @@ BIG, BASE = "relatch_scale", "relatch_scale_base"
 SIZES = {"users": 1_000_000, "projects": 200_000, "requests": 100_000, "events": 10_000_000}
 HEAVY_SHARE = 100  # one event in this many belongs to the account with the most events
 EVENT_CHUNK = 1_000_000
+# Bumped whenever fill_steps changes what it makes: --reuse refills a database of another.
+FILL_VERSION = 2
 
 
 # --- filling -----------------------------------------------------------------------------------
@@ -117,8 +128,8 @@ def fill_steps(c: Counts) -> list[tuple[str, list[str]]]:
                 NULL)"""
     emails = """
         INSERT INTO accounts_email (user_id, address, "primary", verified, verified_at,
-            created_at)
-        SELECT id, username || '@example.org', true, true, date_joined, date_joined
+            created_at, unverified_reason, bounce_detail)
+        SELECT id, username || '@example.org', true, true, date_joined, date_joined, '', ''
         FROM accounts_user"""
     totp = """
         INSERT INTO mfa_totpdevice (user_id, encrypted_secret, last_used_step, created_at,
@@ -142,14 +153,15 @@ def fill_steps(c: Counts) -> list[tuple[str, list[str]]]:
             contact_email, contact_confirmed_at, still_has, description,
             agreed_to_code_of_conduct, acknowledged_review_time, state, created_at, updated_at,
             wait_ends_at, awaiting_requester_since, assigned_to_id, override_reason, closed_at,
-            contact_code_digest, contact_code_expires_at, contact_code_attempts, reminders_sent)
+            contact_code_digest, contact_code_expires_at, contact_code_attempts, reminders_sent,
+            completes_automatically, held_from)
         SELECT 'R' || lpad(i::text, 12, '0'), md5(i::text), u.username, u.id,
                'contact' || i || '@example.net', t, '["password"]'::jsonb, 'Lost my phone.',
                true, true,
                CASE WHEN i % 10 = 0 THEN ({open_states})[1 + (i / 10) % 3]
                     ELSE ({closed_states})[1 + i % 4] END,
                t, t, NULL, NULL, NULL, '', CASE WHEN i % 10 = 0 THEN NULL ELSE t END,
-               '', NULL, 0, 0
+               '', NULL, 0, 0, false, ''
         FROM generate_series(1, {c.requests}) AS i
         CROSS JOIN LATERAL (SELECT now() - make_interval(mins => {c.requests} - i) AS t) AS at
         JOIN accounts_user u ON u.id = {first_user} + (i * 37) % {c.users}"""
@@ -157,6 +169,13 @@ def fill_steps(c: Counts) -> list[tuple[str, list[str]]]:
     heavy_request = f"""
         UPDATE recovery_recoveryrequest SET user_id = {first_user}, username_claimed = 'user1'
         WHERE id = (SELECT min(id) FROM recovery_recoveryrequest WHERE state = 'submitted')"""
+    # And one for the account whose many events are almost all sign-ins and API uploads: the
+    # desk's list of account changes must not read them all to find the few changes.
+    quiet_request = f"""
+        UPDATE recovery_recoveryrequest SET user_id = {first_user} + 1,
+            username_claimed = 'user2'
+        WHERE id = (SELECT min(id) FROM recovery_recoveryrequest WHERE state = 'submitted'
+                    AND username_claimed <> 'user1')"""
     messages = """
         INSERT INTO recovery_recoverymessage (request_id, author, staff_id, body, created_at)
         SELECT r.id, CASE WHEN r.id % 2 = 0 THEN 'staff' ELSE 'requester' END,
@@ -171,19 +190,23 @@ def fill_steps(c: Counts) -> list[tuple[str, list[str]]]:
         FROM recovery_recoveryrequest WHERE state <> 'submitted'"""
     steps = [
         ("users", [users, staff]), ("emails", [emails, totp]), ("projects", [projects]),
-        ("roles", [roles]), ("recovery requests", [requests, heavy_request]),
+        ("roles", [roles]), ("recovery requests", [requests, heavy_request, quiet_request]),
         ("messages and transitions", [messages, transitions]),
     ]
     kinds = ("ARRAY['signin_succeeded', 'signin_failed', 'signed_out', 'reauth_succeeded', "
              "'api_token_used', 'password_changed', 'signin_succeeded', 'totp_added']")
+    quiet_kinds = "ARRAY['signin_succeeded', 'api_token_used']"
     for start in range(1, c.events + 1, EVENT_CHUNK):
         end = min(start + EVENT_CHUNK - 1, c.events)
         events = f"""
             INSERT INTO audit_securityevent (user_id, kind, factor, created_at, ip_address,
                 user_agent, details)
             SELECT CASE WHEN i % {HEAVY_SHARE} = 0 THEN {first_user}
+                        WHEN i % {HEAVY_SHARE} = {HEAVY_SHARE // 2} THEN {first_user} + 1
                         ELSE {first_user} + (i * 7919) % {c.users} END,
-                   ({kinds})[1 + (i / {HEAVY_SHARE}) % 8], 'password',
+                   CASE WHEN i % {HEAVY_SHARE} = {HEAVY_SHARE // 2}
+                        THEN ({quiet_kinds})[1 + (i / {HEAVY_SHARE}) % 2]
+                        ELSE ({kinds})[1 + (i / {HEAVY_SHARE}) % 8] END, 'password',
                    now() - make_interval(secs => i), '192.0.2.1'::inet,
                    'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0', '{{}}'::jsonb
             FROM generate_series({start}::bigint, {end}::bigint) AS i"""
@@ -226,7 +249,7 @@ def fill(server: str, name: str, counts: Counts, data_dir: Path) -> dict[str, fl
             "CREATE TABLE IF NOT EXISTS bench_scale (counts text)")
         connection.execute("DELETE FROM bench_scale")
         connection.execute("INSERT INTO bench_scale VALUES (%s)",
-                           (json.dumps(counts.__dict__),))
+                           (json.dumps({**counts.__dict__, "fill": FILL_VERSION}),))
     return timings
 
 
@@ -238,7 +261,12 @@ def filled_counts(server: str, name: str) -> Counts | None:
             row = connection.execute("SELECT counts FROM bench_scale").fetchone()
     except psycopg.Error:
         return None
-    return Counts(**json.loads(row[0])) if row else None
+    if not row:
+        return None
+    stored = json.loads(row[0])
+    if stored.pop("fill", 1) != FILL_VERSION:
+        return None  # filled by an older fill_steps: not the data the pages expect
+    return Counts(**stored)
 
 
 # --- measuring (in a child process per database) -----------------------------------------------
@@ -261,13 +289,16 @@ def measure(url: str, repeat: int, explain: bool) -> dict[str, object]:
     heavy = User.objects.order_by("id").first()
     assert heavy is not None
     detail = RecoveryRequest.objects.filter(user=heavy, state="submitted").first()
+    quiet = RecoveryRequest.objects.filter(user__username="user2", state="submitted").first()
     assert detail is not None
+    assert quiet is not None
     desk, owner = signed_in_client(Client, staff), signed_in_client(Client, heavy)
     anonymous = Client(SERVER_NAME="localhost")
     pages: dict[str, tuple[Client, str]] = {
         "desk queue": (desk, "/desk/"),
         "desk queue, every state": (desk, "/desk/?state=all"),
         "desk detail": (desk, f"/desk/{detail.public_id}/"),
+        "desk detail, few changes": (desk, f"/desk/{quiet.public_id}/"),
         "user lookup": (anonymous, f"/user/{heavy.username.upper()}/"),
         "user search, username": (desk, f"/desk/users/?q={heavy.username.upper()}"),
         "user search, prefix": (desk, f"/desk/users/?q={heavy.username[:3]}"),
@@ -374,14 +405,19 @@ def fetch_streamed(client: object, path: str) -> int:
     return sum(len(chunk) for chunk in response.streaming_content)
 
 
-# --- the report --------------------------------------------------------------------------------
+# --- measuring each database --------------------------------------------------------------------
 
 
-def run_measure(url: str, repeat: int, explain: bool) -> dict[str, dict[str, float]]:
+Figures = dict[str, dict[str, float]]
+
+
+def run_measure(url: str, repeat: int, explain: bool, src: Path | None = None) -> Figures:
+    """Measure in a fresh process; with ``src``, that source tree's code (another commit's)."""
+    env = {**os.environ, "PYTHONPATH": str(src)} if src else None
     done = subprocess.run(
         [sys.executable, __file__, "--measure", url, "--repeat", str(repeat),
          *(["--explain"] if explain else [])],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True, text=True, check=False, cwd=ROOT, env=env,
     )
     sys.stderr.write(done.stderr if explain or done.returncode else "")
     if done.returncode != 0:
@@ -389,8 +425,88 @@ def run_measure(url: str, repeat: int, explain: bool) -> dict[str, dict[str, flo
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def report(big: dict[str, dict[str, float]], base: dict[str, dict[str, float]],
-           counts: Counts, base_counts: Counts, repeat: int) -> bool:
+# --- against another commit --------------------------------------------------------------------
+
+
+def unpack_source(ref: str, into: Path) -> Path:
+    """``ref``'s src/ (git archive), run from this venv through PYTHONPATH."""
+    import io
+    import tarfile
+
+    archive = subprocess.run(["git", "archive", ref, "src"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "src"
+
+
+def last_migrations(src: Path) -> dict[str, str]:
+    """Each app's last migration in a source tree (they are numbered, one line per app)."""
+    found = sorted((src / "relatch").glob("*/migrations/[0-9][0-9][0-9][0-9]_*.py"))
+    return {path.parent.parent.name: path.stem for path in found}
+
+
+def schema_of(url: str, migrations: dict[str, str] | None) -> None:
+    """Bring the big database to another commit's migrations (``migrations``: its last ones;
+    the working tree's newer ones are unapplied, e.g. their indexes dropped, so the other code
+    runs on its own schema), or with None to the working tree's."""
+    import psycopg
+
+    with tempfile.TemporaryDirectory(prefix="relatch-scale-") as tmp:
+        if migrations is None:
+            migrate(url, Path(tmp))
+        else:
+            for app, ours in last_migrations(ROOT / "src").items():
+                if migrations.get(app, "zero") != ours:
+                    subprocess.run(
+                        [str(RELATCH), "migrate", app, migrations.get(app, "zero"),
+                         "--verbosity", "0"], check=True, env=relatch_env(url, Path(tmp)))
+    # An index just built leaves its pages to be written: written now, not during the measure.
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("CHECKPOINT")
+
+
+def against(url: str, ref: str, rounds: int, repeat: int) -> tuple[Figures, Figures]:
+    """The big database measured with ``ref``'s code and schema and with the working tree's,
+    ``rounds`` times each in alternating order (load changes hit both alike); per page the
+    median of the rounds' p50 and p95, ``ref``'s first."""
+    runs: dict[str, list[Figures]] = {"ref": [], "tree": []}
+    with tempfile.TemporaryDirectory(prefix="relatch-scale-ref-") as tmp:
+        src = unpack_source(ref, Path(tmp))
+        theirs = last_migrations(src)
+        for n in range(rounds):
+            for who in ("ref", "tree") if n % 2 == 0 else ("tree", "ref"):
+                started = time.monotonic()
+                schema_of(url, theirs if who == "ref" else None)
+                print(f"  round {n + 1}, {ref if who == 'ref' else 'working tree'}: schema "
+                      f"{time.monotonic() - started:.0f} s", flush=True)
+                runs[who].append(run_measure(url, repeat, False, src if who == "ref" else None))
+    schema_of(url, None)  # leave it as the working tree's code expects
+    return _medians(runs["ref"]), _medians(runs["tree"])
+
+
+def _medians(runs: list[Figures]) -> Figures:
+    return {page: {key: statistics.median(run[page][key] for run in runs) for key in figures}
+            for page, figures in runs[0].items()}
+
+
+def report_against(ref: str, theirs: Figures, ours: Figures, rounds: int) -> None:
+    print(f"\nAgainst {ref} (its code and schema on the same database; median of {rounds} "
+          "rounds each, alternating):")
+    print(f"  {'page':28} {'p95 ' + ref[:10]:>15} {'p95 now':>8}  ratio   p50 then → now")
+    for label, figures in ours.items():
+        if label == "/simple/":
+            continue
+        then = theirs[label]
+        print(f"  {label:28} {then['p95']:15.1f} {figures['p95']:8.1f}  "
+              f"{figures['p95'] / then['p95']:5.2f}x  {then['p50']:6.1f} → {figures['p50']:.1f}")
+
+
+# --- the report --------------------------------------------------------------------------------
+
+
+def report(big: Figures, base: Figures, counts: Counts, base_counts: Counts,
+           repeat: int) -> bool:
     print(f"\nScale: PostgreSQL, {counts.users:,} users, {counts.projects:,} projects, "
           f"{counts.requests:,} recovery requests, {counts.events:,} security events "
           f"(baseline: {base_counts.users:,} / {base_counts.projects:,} / "
@@ -426,6 +542,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the big database afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure an existing big database")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--against", metavar="REF",
+                        help="also measure this commit's code (and schema) on the big database")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds each with --against")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # the child process
     options = parser.parse_args()
     if options.measure:
@@ -447,7 +566,12 @@ def main() -> int:
                 print(f"  {BIG}: filled in {time.monotonic() - started:.0f} s: "
                       + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         base = run_measure(database_url(options.server, BASE), options.repeat, False)
-        big = run_measure(database_url(options.server, BIG), options.repeat, options.explain)
+        big_url = database_url(options.server, BIG)
+        if options.against:
+            theirs, big = against(big_url, options.against, options.rounds, options.repeat)
+            report_against(options.against, theirs, big, options.rounds)
+        if options.explain or not options.against:
+            big = run_measure(big_url, options.repeat, options.explain)
         ok = report(big, base, counts, base_counts, options.repeat)
     finally:
         admin(options.server, f'DROP DATABASE IF EXISTS "{BASE}" WITH (FORCE)')

@@ -22,3 +22,11 @@ def test_the_reset_index_covers_exactly_the_kinds_that_reset_the_factor_limits()
 def test_the_failure_index_covers_exactly_the_kinds_the_factor_limits_count():
     assert _condition_kinds("event_user_failures") == {str(k) for k in FAILURE_KINDS}
     assert set(FAILURE_KINDS) == set(throttling._FAILURE_KINDS)
+
+
+def test_the_changes_index_covers_exactly_the_kinds_the_recovery_desk_lists():
+    from relatch.audit.models import ACCOUNT_CHANGE_KINDS
+    from relatch.recovery import takeover
+
+    assert _condition_kinds("event_user_changes") == {str(k) for k in ACCOUNT_CHANGE_KINDS}
+    assert set(takeover.SHOWN_KINDS) == set(ACCOUNT_CHANGE_KINDS)

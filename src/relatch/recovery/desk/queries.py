@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from relatch.accounts.models import User
 from relatch.accounts.sessions.useragents import describe_user_agent
-from relatch.audit.models import EventKind, SecurityEvent
+from relatch.audit.models import EventKind, SecurityEvent, kind_label
 from relatch.index.models import Release, Role
 from relatch.mfa.models import RecoveryCode, RecoveryCodeSet, TotpDevice, WebAuthnCredential
 from relatch.recovery.models import (
@@ -284,7 +284,7 @@ def account_facts(recovery: RecoveryRequest) -> AccountFacts | None:
 
 
 def _event(event: SecurityEvent) -> EventFact:
-    return EventFact(kind=event.kind, label=str(event.get_kind_display()),
+    return EventFact(kind=event.kind, label=kind_label(event.kind),
                      created_at=event.created_at, ip_address=event.ip_address,
                      device=_device(event.user_agent))
 

@@ -37,7 +37,7 @@ from relatch.recovery.desk.forms import (
 )
 from relatch.recovery.desk.services import DeskRefusedError
 from relatch.recovery.models import RecoveryRequest
-from relatch.recovery.takeover import recent_changes
+from relatch.recovery.takeover import Change, recent_changes
 
 View = Callable[..., HttpResponse]
 FORMS: dict[str, type[forms.Form]] = {
@@ -134,7 +134,10 @@ def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int
     staff = _staff(request)
     # The API's read model (GET /api/v1/desk/requests/<id>); the forms are the page's own.
     detail = queries.request_detail(recovery)
-    context: dict[str, Any] = {name: _form(name, recovery) for name in FORMS}
+    # The completion form offers the changes the page lists: read once, not once per use
+    # (each read lists up to 200 events).
+    context: dict[str, Any] = {name: _form(name, recovery, changes=detail.changes)
+                               for name in FORMS}
     context.update(bound)
     context.update({
         "detail": detail, "facts": detail.facts, "changes": detail.changes,
@@ -150,9 +153,11 @@ def _detail_page(request: HttpRequest, recovery: RecoveryRequest, *, status: int
     return render(request, "recovery/desk/detail.html", context, status=status)
 
 
-def _form(name: str, recovery: RecoveryRequest, data: Any = None) -> forms.Form:
+def _form(name: str, recovery: RecoveryRequest, data: Any = None, *,
+          changes: list[Change] | None = None) -> forms.Form:
     if name == "complete_form":
-        offered = [(c.event_id, c.undo) for c in recent_changes(recovery) if c.undo]
+        listed = recent_changes(recovery) if changes is None else changes
+        offered = [(c.event_id, c.undo) for c in listed if c.undo]
         return CompleteForm(data, changes=offered)
     return FORMS[name](data)
 
