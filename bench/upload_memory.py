@@ -6,13 +6,17 @@ a small warm-up wheel, then a SMALL (default 10 MB) and a LARGE (default 200 MB)
 incompressible bytes. Before each measured upload it resets the web worker's peak RSS
 (``/proc/<pid>/clear_refs``) and reads the peak (``VmHWM``) afterwards.
 
-    .venv/bin/python bench/upload_memory.py [--small-mb 10] [--large-mb 200]
+    .venv/bin/python bench/upload_memory.py [--small-mb 10] [--large-mb 200] [--s3]
+
+``--s3``: the server keeps its files in a real S3 server (SeaweedFS, tests/s3store.py) through
+RELATCH_FILES_URL, so the upload goes to the store in multipart parts.
 
 Exits 1 when the large upload grows the worker by 32 MB or more.
 """
 # ruff: noqa: T201, S603  (a script run by hand: it prints its results and runs twine)
 
 import argparse
+import base64
 import hashlib
 import json
 import os
@@ -21,11 +25,13 @@ import sys
 import tempfile
 import time
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.s3store import running_seaweedfs  # noqa: E402
 from tests.serving import Server, direct_children, running_server  # noqa: E402
 
 TWINE = Path(sys.executable).with_name("twine")
@@ -42,21 +48,35 @@ print("TOKEN " + create_token(request=None, user=user, name="bench", project=Non
 """
 
 
+def _record_line(name: str, digest: "hashlib._Hash", size: int) -> str:
+    encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+    return f"{name},sha256={encoded},{size}\n"
+
+
 def write_wheel(directory: Path, name: str, size_mb: int) -> Path:
-    """A wheel holding ``size_mb`` MB of random bytes, written in chunks (never in memory)."""
+    """A wheel holding ``size_mb`` MB of random bytes, written in chunks (never in memory),
+    with the RECORD uploads check every member against."""
     dist = name.replace("-", "_")
     path = directory / f"{dist}-1.0-py3-none-any.whl"
     info = f"{dist}-1.0.dist-info"
-    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\nSummary: bench\n"
+    members = {
+        f"{dist}/__init__.py": b"",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                            "Summary: bench\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    blob_digest = hashlib.sha256()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         with archive.open(f"{dist}/blob.bin", "w", force_zip64=True) as blob:
             for _ in range(size_mb):
-                blob.write(os.urandom(1024 * 1024))
-        archive.writestr(f"{dist}/__init__.py", "")
-        archive.writestr(f"{info}/METADATA", metadata)
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
-                                          "Tag: py3-none-any\n")
-        archive.writestr(f"{info}/RECORD", "")
+                chunk = os.urandom(1024 * 1024)
+                blob_digest.update(chunk)
+                blob.write(chunk)
+        record = _record_line(f"{dist}/blob.bin", blob_digest, size_mb * 1024 * 1024)
+        for member, data in members.items():
+            archive.writestr(member, data)
+            record += _record_line(member, hashlib.sha256(data), len(data))
+        archive.writestr(f"{info}/RECORD", record + f"{info}/RECORD,,\n")
     return path
 
 
@@ -127,10 +147,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small-mb", type=int, default=10)
     parser.add_argument("--large-mb", type=int, default=200)
+    parser.add_argument("--s3", action="store_true", help="files in SeaweedFS's S3 bucket")
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="relatch-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="relatch-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         env = {"RELATCH_MAX_UPLOAD_MB": str(options.large_mb + 10)}
+        if options.s3:
+            store = stack.enter_context(running_seaweedfs(work / "s3"))
+            env |= store.env("bench")
         with running_server(work, **env) as server:
             setup = server.relatch("shell", "-c", SETUP)
             token = next(x for x in setup.stdout.splitlines() if x.startswith("TOKEN ")).split()[1]
