@@ -18,7 +18,7 @@ from django.utils.http import http_date
 from relatch.index.models import UpstreamFile
 from relatch.index.upstream import client as upstream_client
 from relatch.index.upstream.sweep import sweep_upstream_orphans
-from tests.index.upstream.fake_upstream import FakeUpstream
+from tests.index.upstream.fake_upstream import FakeUpstream, Route
 from tests.index.upstream.upstream_case import WHEEL, age_page, download, file_url, page
 
 DAY = timedelta(days=1)
@@ -172,3 +172,26 @@ def test_the_sweep_command_and_task_sweep_upstream_copies_too(files_dir: Path) -
     report = sweep_orphans.call()
     assert report["removed"] == 1 and report["removed_bytes"] == 2
     assert second not in _stored(files_dir)
+
+
+@pytest.mark.parametrize(("upstream_serves", "status"), [(True, 200), (False, 502)])
+def test_a_lost_stored_copy_is_fetched_again_rather_than_a_404_for_ever(
+    client: Client, upstream: FakeUpstream, upstream_serves: bool, status: int
+) -> None:
+    """A restore that did not bring stored upstream copies back, or a store replaced: the
+    row outlives its bytes. It is forgotten and the file fetched again, checked against its
+    digest; with the upstream failing, the client is told so, and the next request tries."""
+    url = file_url(client)
+    download(client, url)  # relayed, then stored
+    lost = UpstreamFile.objects.get()
+    default_storage.delete(lost.storage_name)
+    if not upstream_serves:
+        upstream.routes[f"/dl/{WHEEL.filename}"] = Route(status=500)
+    response = client.get(url)
+    assert response.status_code == status
+    assert not UpstreamFile.objects.filter(pk=lost.pk).exists()
+    if upstream_serves:
+        assert b"".join(response.streaming_content) == WHEEL.content
+        again = UpstreamFile.objects.get()
+        assert default_storage.exists(again.storage_name)
+        assert len(upstream.requests_for("/dl/")) == 2

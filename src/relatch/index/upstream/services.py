@@ -198,6 +198,17 @@ def store_file(*, wanted: Wanted) -> UpstreamFile:
         raise _unavailable(wanted, url, error) from None
 
 
+def forget_lost_copy(*, url_path: str, storage_name: str) -> bool:
+    """Drop the row of a stored upstream copy whose bytes are gone from storage, so the next
+    request fetches the file again; whether this call dropped it."""
+    dropped, _ = UpstreamFile.objects.filter(url_path=url_path,
+                                             storage_name=storage_name).delete()
+    if dropped:
+        logger.error("Stored upstream file %s was missing from storage; it is fetched again",
+                     storage_name)
+    return bool(dropped)
+
+
 def _unavailable(wanted: Wanted, url: str, error: UpstreamError) -> UpstreamUnavailableError:
     logger.warning("Upstream file %s could not be fetched: %s",
                    client.without_credentials(url), error.reason)

@@ -31,6 +31,8 @@ from relatch.index.simple.caching import (
     quoted,
     with_cache_headers,
 )
+from relatch.index.store import downloads as store_downloads
+from relatch.index.store.errors import StoreUnavailableError
 from relatch.index.upstream import documents, services
 from relatch.index.upstream.client import UpstreamNotFoundError
 from relatch.index.upstream.queries import StoredFile, content_type_of, stored_file
@@ -110,8 +112,13 @@ def download(request: HttpRequest, path: str) -> HttpResponseBase:
         return sent
     try:
         handle = default_storage.open(found.storage_name, "rb")
+    except StoreUnavailableError as error:
+        return store_downloads.unavailable_response(error)
     except OSError:
-        logger.error("Stored upstream file %s is missing from storage", found.storage_name)
+        # Lost (a restore without it, a store replaced): forgotten, and fetched again now,
+        # checked against the digest in its URL, rather than a 404 for ever.
+        if services.forget_lost_copy(url_path=path, storage_name=found.storage_name):
+            return download(request, path)
         return _not_found()
     return ranges.file_response(request, handle, content_type=found.content_type, etag=etag,
                                 last_modified=found.stored_at)
