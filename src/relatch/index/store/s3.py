@@ -118,7 +118,8 @@ class RelatchS3Storage(S3Storage):
             return call(*args, **kwargs)
         except ClientError as error:
             if _is_missing(error):
-                raise FileNotFoundError(f"not in the file store: {args[:1]}") from None
+                what = kwargs.get("Key") or (args[0] if args else "the object")
+                raise FileNotFoundError(f"not in the file store: {what}") from None
             raise StoreUnavailableError(
                 f"the file store ({self.describe()}) failed: {_describe(error)}") from None
         except BotoCoreError as error:
