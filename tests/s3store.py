@@ -7,7 +7,6 @@ ranges) is what a real S3 server answers.
 
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving import free_port
+from tests.serving import free_port, stop_process
 
 BUCKET = "relatch-files"
 ACCESS_KEY = "relatch-test-key"
@@ -145,12 +144,7 @@ def running_seaweedfs(work: Path, *, timeout: float = 120) -> Iterator[S3Store]:
         yield store
     finally:
         # SeaweedFS drains slowly on SIGTERM; its data is the run's own, so a short wait.
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=5)
 
 
 def use_bucket(settings: Any, store: S3Store, prefix: str) -> None:

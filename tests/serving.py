@@ -142,6 +142,18 @@ class Server:
         return self.process.wait(timeout=timeout)
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """TERM, and KILL if it has not exited within ``timeout`` seconds; waited for."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def running_server(tmp_path: Path, *args: str, **env: str) -> Iterator[Server]:
     """``relatch serve`` on a free port with its data in ``tmp_path/data``; ready when yielded.
@@ -170,13 +182,7 @@ def running_server(tmp_path: Path, *args: str, **env: str) -> Iterator[Server]:
         yield server
     finally:
         seen |= server.children()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=25)
         for pid in seen:
             if is_running(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -222,6 +222,13 @@ def _decided(headers: dict[str, str]) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name not in HOP_HEADERS}
 
 
+def published(deployment: Deployment, dist: Dist) -> str:
+    """Upload ``dist`` with twine through nginx; its /files/ path."""
+    uploaded = deployment.twine(dist)
+    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    return "/files/" + file_path(deployment, dist.filename)
+
+
 def make_private(deployment: Deployment, normalized_name: str) -> None:
     """The owner makes the project private (on the other host than the one asked next)."""
     shell_json(deployment.hosts[1], (
@@ -234,10 +241,8 @@ def make_private(deployment: Deployment, normalized_name: str) -> None:
 
 def test_a_private_file_is_refused_through_nginx(deployment: Deployment) -> None:
     wheel = big_wheel("hidden-demo")
-    uploaded = deployment.twine(wheel)
-    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    path = published(deployment, wheel)
     make_private(deployment, "hidden-demo")
-    path = "/files/" + file_path(deployment, wheel.filename)
 
     anonymous = deployment.get(path)
     assert anonymous.status == 401 and wheel.content not in anonymous.body

@@ -11,7 +11,14 @@ import pytest
 
 from tests import private_postgres
 from tests.deploy import nginx as nginx_runner
-from tests.deploy.test_nginx import Deployment, big_wheel, deployed, file_path, make_private
+from tests.deploy.test_nginx import (
+    Deployment,
+    big_wheel,
+    deployed,
+    file_path,
+    make_private,
+    published,
+)
 from tests.index.read_tokens import server_read_token, token_header
 from tests.s3store import S3Store, running_seaweedfs
 
@@ -86,10 +93,8 @@ def test_a_private_bucket_file_needs_a_reader_and_stays_out_of_shared_caches(
     deployment: Deployment
 ) -> None:
     wheel = big_wheel("hidden-store-demo")
-    uploaded = deployment.twine(wheel)
-    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
+    path = published(deployment, wheel)
     make_private(deployment, "hidden-store-demo")
-    path = "/files/" + file_path(deployment, wheel.filename)
 
     anonymous = deployment.get(path)
     assert anonymous.status == 401 and wheel.content not in anonymous.body
@@ -102,13 +107,13 @@ def test_a_private_bucket_file_needs_a_reader_and_stays_out_of_shared_caches(
 
 
 def test_a_store_that_fails_is_said_plainly(deployment: Deployment, store: S3Store) -> None:
-    wheel = big_wheel("gone-store-demo")
-    uploaded = deployment.twine(wheel)
-    assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
-    stored = file_path(deployment, wheel.filename)
+    path = published(deployment, big_wheel("gone-store-demo"))
+    stored = path.removeprefix("/files/")
     # The object lost behind Relatch's back: nginx's fetch fails, and the client is told it
     # is the store, not shown the store's error document.
     store.client().delete_object(Bucket=store.bucket, Key=f"nginx/{stored}")
-    answer = deployment.get("/files/" + stored)
-    assert answer.status in {404, 503}, answer
-    assert b"<Error>" not in answer.body and store.bucket.encode() not in answer.body
+    answer = deployment.get(path)
+    assert answer.status == 503, answer
+    assert answer.body == b"The file store is unavailable; try again shortly.\n"
+    assert answer.headers["retry-after"] == "10"
+    assert answer.headers["cache-control"] == "no-store"
