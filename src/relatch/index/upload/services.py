@@ -109,7 +109,15 @@ def publish_file(
     if (same := _identical(checked)) is not None:
         reuploads.record_skip(request=request, publisher=publisher, file=same)
         return Published(same, skipped=True)
-    reuploads.refuse_used_name(filename=checked.filename, sha256=checked.digests.sha256)
+    try:
+        reuploads.refuse_used_name(filename=checked.filename, sha256=checked.digests.sha256)
+    except UploadRefusedError:
+        # A twin (a CI job re-run at the same moment) may have committed these very bytes
+        # since _identical looked: a skip, not "other contents" (seen in CI on PostgreSQL).
+        if (same := _identical(checked)) is None:
+            raise
+        reuploads.record_skip(request=request, publisher=publisher, file=same)
+        return Published(same, skipped=True)
     checked = _check_contents(checked, upload)
     try:
         return Published(
